@@ -1,0 +1,26 @@
+"""Defaults shared by the chapter 2 classifier configs (book: Adam 5e-4, batch 32, 10 epochs)."""
+
+import ml_collections
+
+
+def classifier_config(model: str, figure: str) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.figure = figure
+    c.model = ml_collections.ConfigDict({"name": model})
+    c.data = ml_collections.ConfigDict({
+        "name": "cifar10",
+        "data_dir": "",        # '' = $GDL_DATA_DIR, else tfds
+        "source": "auto",      # 'auto' | 'local' | 'tfds'
+        "train_subset": 0,     # 0 = every training example
+    })
+    c.batch_size = 32
+    c.num_epochs = 10
+    c.optimizer = "adam"
+    c.learning_rate = 5e-4
+    c.seed = 0
+    c.steps_per_dispatch = 4   # unrolled train steps per jitted call
+    c.log_every_steps = 500
+    c.checkpoint_every_steps = 2000
+    c.eval_batch_size = 1000
+    c.num_prediction_examples = 10
+    return c

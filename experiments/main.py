@@ -1,0 +1,51 @@
+"""Trains any config: python -m experiments.main --config=experiments/configs/cnn_cifar10.py.
+
+Flags: --config (a file in experiments/configs, with overrides such as --config.batch_size=64),
+--workdir (checkpoints, metrics.jsonl, figures, results.json; default workdirs/<config name>).
+Running the same command again resumes from the latest checkpoint in the workdir.
+"""
+
+from gdl_jax import runtime
+
+runtime.configure()  # XLA flags must be set before jax starts its backend
+
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from experiments import train  # noqa: E402
+from gdl_jax.errors import GdlError  # noqa: E402
+from gdl_jax.train import parallel  # noqa: E402
+
+CONFIGS = pathlib.Path(__file__).parent / "configs"
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", str(CONFIGS / "cnn_cifar10_quick.py"),
+                                "Experiment config file.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Output directory (default: workdirs/<config file name>).")
+flags.DEFINE_bool("distributed", False, "Join a multi-host job with jax.distributed.initialize().")
+
+
+def _quiet_orbax(record) -> bool:
+    """Drops orbax's INFO chatter (dozens of lines per checkpoint); keeps its warnings."""
+    return "/orbax/" not in record.pathname or record.levelno >= logging.WARNING
+
+
+def main(argv):
+    logging.get_absl_handler().python_handler.addFilter(_quiet_orbax)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.distributed:
+        parallel.initialize_distributed()
+    config_file = pathlib.Path(config_flags.get_config_filename(FLAGS["config"]))
+    workdir = FLAGS.workdir or str(pathlib.Path("workdirs") / config_file.stem)
+    logging.info("config %s -> workdir %s", config_file, workdir)
+    try:
+        train.train_and_evaluate(FLAGS.config, workdir)
+    except GdlError as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)

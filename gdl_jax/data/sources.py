@@ -1,0 +1,244 @@
+"""Readers for the book's data sets: local folders (the layouts of shared/data) and tfds.
+
+Every reader returns an `ArrayData` on the host: images uint8 NHWC, labels int32. Conversion to
+float happens on device, in `gdl_jax.data.pipeline`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import os
+import pathlib
+import re
+import struct
+import zipfile
+
+import numpy as np
+
+from gdl_jax.errors import DataError
+
+DATA_DIR_ENV = "GDL_DATA_DIR"
+CACHE_DIR_ENV = "GDL_CACHE_DIR"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayData:
+    """A whole data set in host memory."""
+    images: np.ndarray          # uint8, (N, H, W, C)
+    labels: np.ndarray          # int32, (N,)
+    class_names: tuple[str, ...]
+
+    def __post_init__(self):
+        if self.images.ndim != 4 or self.images.dtype != np.uint8:
+            raise DataError(f"images must be uint8 NHWC, got {self.images.dtype} {self.images.shape}")
+        if self.labels.shape != (len(self.images),):
+            raise DataError(f"{len(self.images)} images but labels of shape {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def resolve_data_dir(data_dir: str | None) -> pathlib.Path | None:
+    """The local data root: the flag if given, else $GDL_DATA_DIR, else None (use tfds)."""
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV)
+    if not data_dir:
+        return None
+    path = pathlib.Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise DataError(f"data dir {path} does not exist (set --config.data.data_dir or ${DATA_DIR_ENV})")
+    return path
+
+
+def load(name: str, split: str = "train", data_dir: str | None = None,
+         source: str = "auto") -> ArrayData:
+    """Loads data set `name` ('mnist', 'cifar10', 'quickdraw/<category>') whole, on the host.
+
+    source: 'local' reads `data_dir` (or $GDL_DATA_DIR) in the layouts of shared/data/README.md,
+    'tfds' uses tensorflow-datasets, 'auto' is local when a data dir is set and tfds otherwise.
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    base, _, category = name.partition("/")
+    if base not in _LOCAL_READERS:
+        raise DataError(f"unknown data set {name!r}; expected one of "
+                        "'mnist', 'cifar10', 'quickdraw/<category>'")
+    if (base == "quickdraw") != bool(category):
+        raise DataError(f"data set {name!r}: give a category for quickdraw only, as 'quickdraw/cat'")
+    if source not in ("auto", "local", "tfds"):
+        raise DataError(f"unknown data source {source!r}; expected 'auto', 'local' or 'tfds'")
+    root = resolve_data_dir(data_dir)
+    if source == "local" and root is None:
+        raise DataError(f"source 'local' needs a data dir: set --config.data.data_dir or ${DATA_DIR_ENV}")
+    if source == "tfds" or (source == "auto" and root is None):
+        return _load_tfds(base, split, category, data_dir)
+    folder = root / base
+    if not folder.is_dir():
+        raise DataError(f"no folder {folder} for data set {name!r} (see shared/data/README.md for the layout)")
+    return _LOCAL_READERS[base](folder, split, category)
+
+
+# ---------------------------------------------------------------------------- MNIST (IDX)
+
+def _read_idx(path: pathlib.Path) -> np.ndarray:
+    """Reads one IDX file (optionally gzipped): magic, dims, then uint8 payload."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+        dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    except (OSError, EOFError, struct.error) as e:
+        raise DataError(f"{path} is not a readable IDX file: {e}") from None
+    payload = raw[4 + 4 * ndim:]
+    if zero != 0 or dtype != 0x08 or len(payload) != int(np.prod(dims)):
+        raise DataError(f"{path} is not a uint8 IDX file of shape {dims}")
+    return np.frombuffer(payload, np.uint8).reshape(dims)
+
+
+def _find(folder: pathlib.Path, stem: str) -> pathlib.Path:
+    for candidate in (folder / f"{stem}.gz", folder / stem):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"missing {folder / stem}[.gz]")
+
+
+def _load_mnist(folder: pathlib.Path, split: str, _: str) -> ArrayData:
+    prefix = "train" if split == "train" else "t10k"
+    images = _read_idx(_find(folder, f"{prefix}-images.idx3-ubyte"))
+    labels = _read_idx(_find(folder, f"{prefix}-labels.idx1-ubyte"))
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DataError(f"MNIST {split} files in {folder} disagree: {images.shape} images, {labels.shape} labels")
+    return ArrayData(images[..., None], labels.astype(np.int32), MNIST_CLASSES)
+
+
+# ---------------------------------------------------------------------- CIFAR-10 (JPEG folder)
+
+_CIFAR_MEMBER = re.compile(r"(?:^|/)(train|test)/([a-z]+)/(\d+)\.(?:jpg|jpeg|png)$")
+
+
+def _cache_path(tag: str, *sources: pathlib.Path) -> pathlib.Path:
+    """A cache file name keyed on the sources' paths, sizes and mtimes."""
+    h = hashlib.sha1()
+    for s in sources:
+        st = s.stat()
+        h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    root = pathlib.Path(os.environ.get(CACHE_DIR_ENV, "~/.cache/gdl_jax")).expanduser()
+    return root / f"{tag}-{h.hexdigest()[:16]}.npz"
+
+
+def _decode_cifar(entries) -> ArrayData:
+    """entries: iterable of (member name, bytes reader). Sorted by (class, index) for determinism."""
+    from PIL import Image
+
+    found = []
+    for member, read in entries:
+        m = _CIFAR_MEMBER.search(member)
+        if m:
+            split, cls, idx = m.groups()
+            if cls not in CIFAR10_CLASSES:
+                raise DataError(f"unknown CIFAR-10 class folder {cls!r} in {member}")
+            found.append((split, CIFAR10_CLASSES.index(cls), int(idx), read))
+    found.sort(key=lambda t: t[:3])
+    out = {}
+    for split in SPLITS:
+        rows = [r for r in found if r[0] == split]
+        if not rows:
+            raise DataError(f"no CIFAR-10 {split} images (<split>/<class>/<index>.jpg) found")
+        images = np.empty((len(rows), 32, 32, 3), np.uint8)
+        for i, (_, _, _, read) in enumerate(rows):
+            img = Image.open(io.BytesIO(read())).convert("RGB")
+            if img.size != (32, 32):
+                raise DataError(f"CIFAR-10 image {i} of {split} is {img.size}, expected 32x32")
+            images[i] = np.asarray(img)
+        out[split] = (images, np.array([r[1] for r in rows], np.int32))
+    return out
+
+
+def _load_cifar10(folder: pathlib.Path, split: str, _: str) -> ArrayData:
+    zips = sorted(folder.glob("*.zip"))
+    tree = folder / "cifar10_jpg"
+    if zips:
+        source = zips[0]
+    elif tree.is_dir():
+        source = tree
+    else:
+        raise DataError(f"no CIFAR-10 zip or cifar10_jpg/ folder in {folder}")
+    cache = _cache_path("cifar10", source)
+    if not cache.is_file():
+        if source.suffix == ".zip":
+            try:
+                with zipfile.ZipFile(source) as z:
+                    decoded = _decode_cifar((n, lambda n=n: z.read(n)) for n in z.namelist())
+            except zipfile.BadZipFile as e:
+                raise DataError(f"{source} is not a readable zip file: {e}") from None
+        else:
+            decoded = _decode_cifar((str(p.relative_to(folder)), p.read_bytes)
+                                    for p in sorted(tree.rglob("*")) if p.is_file())
+        _atomic_savez(cache, **{f"{s}_{k}": v for s, (x, y) in decoded.items()
+                                for k, v in (("images", x), ("labels", y))})
+    with np.load(cache) as z:
+        return ArrayData(z[f"{split}_images"], z[f"{split}_labels"], CIFAR10_CLASSES)
+
+
+def _atomic_savez(path: pathlib.Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------- Quick Draw (raw bitmaps)
+
+def _load_quickdraw(folder: pathlib.Path, split: str, category: str) -> ArrayData:
+    """Quick Draw has no test split: 'train' is every drawing of the category."""
+    if split != "train":
+        raise DataError("Quick Draw has only a 'train' split")
+    npy = folder / f"full_numpy_bitmap_{category}.npy"
+    bins = sorted(folder.glob(f"{category}*.bin"))
+    if npy.is_file():
+        flat = np.load(npy)
+    elif bins:
+        flat = np.fromfile(bins[0], np.uint8)
+    else:
+        raise DataError(f"no Quick Draw file for {category!r} in {folder} "
+                        f"(expected full_numpy_bitmap_{category}.npy or {category}*.bin)")
+    if flat.dtype != np.uint8 or flat.size % 784:
+        raise DataError(f"Quick Draw {category!r} is not a whole number of 28x28 uint8 bitmaps")
+    images = flat.reshape(-1, 28, 28, 1)
+    return ArrayData(images, np.zeros(len(images), np.int32), (category,))
+
+
+_LOCAL_READERS = {"mnist": _load_mnist, "cifar10": _load_cifar10, "quickdraw": _load_quickdraw}
+
+
+# ----------------------------------------------------------------------------------- tfds
+
+def _load_tfds(base: str, split: str, category: str, data_dir: str | None) -> ArrayData:
+    """The full data sets through tensorflow-datasets (needs internet or a prepared tfds dir)."""
+    import tensorflow_datasets as tfds
+
+    tfds_name = "quickdraw_bitmap" if base == "quickdraw" else base
+    try:
+        builder = tfds.builder(tfds_name, data_dir=data_dir)
+        builder.download_and_prepare()
+        ds = builder.as_data_source(split=split)
+        names = tuple(builder.info.features["label"].names)
+        examples = [ds[i] for i in range(len(ds))]
+    except Exception as e:  # tfds raises many kinds; all mean "this data set is not available"
+        raise DataError(f"tfds could not load {tfds_name!r} ({type(e).__name__}: {e}); "
+                        f"without internet, point ${DATA_DIR_ENV} at a local copy") from None
+    images = np.stack([np.asarray(ex["image"], np.uint8) for ex in examples])
+    labels = np.array([ex["label"] for ex in examples], np.int32)
+    if base == "quickdraw":
+        if category not in names:
+            raise DataError(f"quickdraw_bitmap has no category {category!r}")
+        keep = labels == names.index(category)
+        return ArrayData(images[keep], np.zeros(int(keep.sum()), np.int32), (category,))
+    return ArrayData(images, labels, names if base == "cifar10" else MNIST_CLASSES)

@@ -1,0 +1,1 @@
+"""Training core: state, steps, the loop, checkpoints, device mesh."""

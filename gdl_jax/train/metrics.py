@@ -1,0 +1,51 @@
+"""A JSON-lines metrics log: one record per train step, plus eval and summary records."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+
+class JsonlWriter:
+    """Appends records {'step': int, 'kind': str, ...} to `path`.
+
+    On resume, `truncate_after(step)` drops records newer than the restored checkpoint, so a
+    killed-and-resumed run leaves the same log as an uninterrupted one.
+    """
+
+    def __init__(self, path: str | pathlib.Path):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a")
+
+    def read(self) -> list[dict]:
+        self._file.flush()
+        with open(self.path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def truncate_after(self, step: int) -> list[dict]:
+        """Keeps the records with step <= `step` (rewritten atomically); returns them."""
+        kept = [r for r in self.read() if r["step"] <= step]
+        self._file.close()
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "a")
+        return kept
+
+    def write(self, records: list[dict]) -> None:
+        self._file.writelines(json.dumps(r) + "\n" for r in records)
+
+    def flush(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_jsonl(path: str | pathlib.Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

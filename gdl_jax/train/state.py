@@ -1,0 +1,42 @@
+"""The explicit train state: one pytree of everything a run needs to continue."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import optax
+from flax import struct
+
+
+class TrainState(struct.PyTreeNode):
+    """step, params, batch_stats, opt_state and the run's root rng; apply_fn and tx are static."""
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+    apply_fn: Callable = struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
+               sample_input: jax.Array) -> "TrainState":
+        """Initialises the model's variables from `rng` and the optimizer state from the params."""
+        init_rng, run_rng = jax.random.split(rng)
+        variables = model.init({"params": init_rng}, sample_input, train=False)
+        params = variables["params"]
+        return cls(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
+                   batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                   rng=run_rng, apply_fn=model.apply, tx=tx)
+
+    def apply_gradients(self, grads, batch_stats) -> "TrainState":
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
+                            batch_stats=batch_stats, opt_state=opt_state)
+
+    def step_rng(self, name: str) -> jax.Array:
+        """A key for this step only: a pure function of (root rng, step, name)."""
+        return jax.random.fold_in(jax.random.fold_in(self.rng, self.step), zlib.crc32(name.encode()))

@@ -1,0 +1,1 @@
+"""Figures: one function per kind of figure, each writing a PNG."""

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny data sets written in the real on-disk layouts, and tiny configs."""
+
+from gdl_jax import runtime
+
+runtime.configure()  # the binaries' XLA defaults, before jax starts
+
+import gzip  # noqa: E402
+import pathlib  # noqa: E402
+import struct  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from gdl_jax.data.sources import CIFAR10_CLASSES  # noqa: E402
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """No test reads the user's data dir or writes the user's cache."""
+    monkeypatch.delenv("GDL_DATA_DIR", raising=False)
+    monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def _class_image(rng, label: int) -> np.ndarray:
+    """A 32x32 image whose colour and stripe direction encode the label (learnable)."""
+    base = np.array([(label * 25) % 256, (label * 70) % 256, 255 - label * 25], np.float32)
+    img = rng.normal(0, 20, (32, 32, 3)) + base
+    if label % 2:
+        img[::4] += 60
+    else:
+        img[:, ::4] += 60
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_cifar_folder(root: pathlib.Path, n_train: int, n_test: int, seed: int = 0) -> pathlib.Path:
+    """Writes root/cifar10/cifar10_jpg/{train,test}/<class>/<i>.jpg (the offline copy's layout)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for label, name in enumerate(CIFAR10_CLASSES):
+            folder = root / "cifar10" / "cifar10_jpg" / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(_class_image(rng, label)).save(folder / f"{i:04d}.jpg", quality=95)
+    return root
+
+
+def write_idx(path: pathlib.Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(tmp_path_factory) -> pathlib.Path:
+    """A tiny CIFAR-10 in the offline layout: 16 train and 4 test images per class."""
+    return write_cifar_folder(tmp_path_factory.mktemp("data"), n_train=16, n_test=4)
+
+
+@pytest.fixture
+def tiny_config(cifar_dir):
+    """The CNN config, shrunk to seconds: 4 epochs of 20 steps on the tiny data set."""
+    from experiments.configs.cnn_cifar10 import get_config
+
+    c = get_config()
+    c.data.data_dir = str(cifar_dir)
+    c.batch_size = 8
+    c.num_epochs = 4
+    c.steps_per_dispatch = 2
+    c.log_every_steps = 5
+    c.checkpoint_every_steps = 6
+    c.eval_batch_size = 16
+    c.num_prediction_examples = 4
+    return c

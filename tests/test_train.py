@@ -1,0 +1,103 @@
+"""The training core end to end on tiny data: learning, determinism, kill-and-resume, bad input."""
+
+import json
+import pathlib
+
+import pytest
+
+from experiments import train
+from gdl_jax.errors import CheckpointError, ConfigError
+from gdl_jax.train.metrics import read_jsonl
+
+
+class Killed(Exception):
+    """Stands in for a SIGKILL: raised from a hook in the middle of a run."""
+
+
+def _kill_at(step_to_die: int):
+    def hook(step, state):
+        if step >= step_to_die:
+            raise Killed(step)
+    return hook
+
+
+def test_tiny_run_learns_and_writes_outputs(tiny_config, tmp_path):
+    results = train.train_and_evaluate(tiny_config, tmp_path)
+    records = read_jsonl(tmp_path / "metrics.jsonl")
+    train_steps = [r for r in records if r["kind"] == "train"]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["step"] for r in train_steps] == list(range(1, 81))  # one record per step
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4]
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert results["test_accuracy"] > 0.3  # 10 classes, chance is 0.1
+    assert results["params"] == 592_554
+    for name in ("predictions.png", "curves.png", "summary.txt", "results.json", "config.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert json.loads((tmp_path / "results.json").read_text()) == results
+
+
+def test_same_seed_same_numbers(tiny_config, tmp_path):
+    tiny_config.num_epochs = 1
+    a = train.train_and_evaluate(tiny_config, tmp_path / "a")
+    b = train.train_and_evaluate(tiny_config, tmp_path / "b")
+    assert a == b
+    tiny_config.seed = 1
+    c = train.train_and_evaluate(tiny_config, tmp_path / "c")
+    assert c["train_loss"] != a["train_loss"]
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
+    whole = train.train_and_evaluate(tiny_config, tmp_path / "whole")
+    # Die at step 10 of 80: the last checkpoint is step 6, steps 7-10 are lost and redone.
+    with pytest.raises(Killed):
+        train.train_and_evaluate(tiny_config, tmp_path / "killed", hooks=[_kill_at(10)])
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["6"]
+    resumed = train.train_and_evaluate(tiny_config, tmp_path / "killed")
+    assert resumed == whole
+    assert read_jsonl(tmp_path / "killed" / "metrics.jsonl") == read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_finished_run_can_be_extended(tiny_config, tmp_path):
+    tiny_config.num_epochs = 1
+    train.train_and_evaluate(tiny_config, tmp_path)
+    tiny_config.num_epochs = 2
+    results = train.train_and_evaluate(tiny_config, tmp_path)
+    assert results["epochs"] == 2 and results["steps"] == 40
+
+
+def test_workdir_of_another_run_is_refused_untouched(tiny_config, tmp_path):
+    tiny_config.num_epochs = 1
+    train.train_and_evaluate(tiny_config, tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    tiny_config.model.name = "mlp"
+    with pytest.raises(CheckpointError, match="holds a different run .*model"):
+        train.train_and_evaluate(tiny_config, tmp_path)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
+    tiny_config.num_epochs = 1
+    train.train_and_evaluate(tiny_config, tmp_path)
+    ckpt = tmp_path / "checkpoints" / "20"
+    chunks = [f for f in ckpt.rglob("*") if f.is_file() and f.parent.name == "d"]
+    assert chunks
+    for f in chunks:
+        f.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="does not fit this model or is corrupt"):
+        train.train_and_evaluate(tiny_config, tmp_path)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("batch_size", 0, "batch_size must be positive"),
+    ("batch_size", -4, "batch_size must be positive"),
+    ("batch_size", 1000, "larger than the 160 training examples"),
+    ("learning_rate", 0.0, "learning_rate must be positive"),
+    ("num_epochs", 0, "num_epochs must be positive"),
+    ("optimizer", "adamw2", "unknown optimizer"),
+])
+def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value, message):
+    tiny_config[key] = value
+    with pytest.raises(ConfigError, match=message):
+        train.train_and_evaluate(tiny_config, tmp_path / "wd")
+    assert not (tmp_path / "wd").exists()
