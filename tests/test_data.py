@@ -111,3 +111,12 @@ def test_on_device_epoch_permutation_and_batches():
     np.testing.assert_allclose(images[:, 0, 0, 0], np.asarray(p0[20:30]) / 255.0, rtol=1e-6)
     lo_hi = gdata.to_float(jnp.array([0, 255], jnp.uint8), (-1.0, 1.0))
     np.testing.assert_allclose(lo_hi, [-1.0, 1.0])
+
+
+def test_tfds_source_without_a_data_dir():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=6):
+        cifar = gdata.load("cifar10", "test")           # no data dir set: tfds
+        mnist = gdata.load("mnist", "train", source="tfds")
+    assert cifar.images.shape == (6, 32, 32, 3) and cifar.class_names[0] == "airplane"
+    assert mnist.images.shape == (6, 28, 28, 1) and mnist.labels.dtype == np.int32
