@@ -26,7 +26,7 @@ from gdl_jax.models.summary import summarize
 from gdl_jax.train import parallel, steps
 from gdl_jax.train.checkpoint import Checkpointer
 from gdl_jax.train.loop import Loop
-from gdl_jax.train.metrics import JsonlWriter
+from gdl_jax.train.metrics import JsonlWriter, read_jsonl
 from gdl_jax.train.state import TrainState
 from gdl_jax.train.workdir import claim
 from gdl_jax.viz import figures
@@ -154,7 +154,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         writer.close()
         checkpointer.close()
 
-    records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines() if l]
+    records = read_jsonl(workdir / "metrics.jsonl")
     last_epoch = [r for r in records if r["kind"] == "epoch"][-1]
     results = {"model": config.model.name, "params": summary.total,
                "trainable_params": summary.trainable, "steps": int(state.step),

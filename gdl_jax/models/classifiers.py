@@ -11,7 +11,8 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
+
+from gdl_jax.models import conv
 
 KERNEL_INIT = nn.initializers.glorot_uniform()
 KERAS_LEAKY_SLOPE = 0.3
@@ -54,14 +55,18 @@ class CNN(nn.Module):
     num_classes: int = 10
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
+    subpixel_backward: bool = True  # strided convs' input gradient as a sub-pixel conv (faster on CPU)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                     epsilon=self.bn_epsilon)
         act = lambda y: nn.leaky_relu(y, KERAS_LEAKY_SLOPE)
+        conv_fn = conv.conv_general_dilated if self.subpixel_backward else None
         for f, s in zip(self.features, self.strides):
-            x = act(norm()(nn.Conv(f, (3, 3), strides=s, padding="SAME", kernel_init=KERNEL_INIT)(x)))
+            x = nn.Conv(f, (3, 3), strides=s, padding="SAME", kernel_init=KERNEL_INIT,
+                        conv_general_dilated=conv_fn)(x)
+            x = act(norm()(x))
         x = x.reshape((x.shape[0], -1))
         x = act(norm()(nn.Dense(self.dense, kernel_init=KERNEL_INIT)(x)))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)

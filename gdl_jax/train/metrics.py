@@ -19,14 +19,10 @@ class JsonlWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a")
 
-    def read(self) -> list[dict]:
-        self._file.flush()
-        with open(self.path) as f:
-            return [json.loads(line) for line in f if line.strip()]
-
     def truncate_after(self, step: int) -> list[dict]:
         """Keeps the records with step <= `step` (rewritten atomically); returns them."""
-        kept = [r for r in self.read() if r["step"] <= step]
+        self._file.flush()
+        kept = [r for r in read_jsonl(self.path) if r["step"] <= step]
         self._file.close()
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as f:

@@ -1,0 +1,107 @@
+"""The chapter 2 classifiers and their train step in idiomatic eager PyTorch, for the benchmark.
+
+Only experiments/benchmark.py imports this module (torch is the optional `bench` extra; the
+library never imports it). The architectures mirror gdl_jax/models/classifiers.py layer for
+layer with the same Keras settings: glorot-uniform kernels and zero biases, BatchNorm momentum
+0.99 (torch's momentum=0.01) and eps 1e-3, LeakyReLU 0.3, Dropout 0.5. Convolutions run in NCHW
+with channels_last memory format. Stride-2 3x3 convolutions pad 1 on every side where Keras'
+SAME pads (0, 1): same output shapes and FLOPs, so the same work to time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+NUM_CLASSES = 10
+LEAKY_SLOPE = 0.3
+BN_MOMENTUM = 0.01  # torch's new-statistic weight: Keras momentum 0.99
+BN_EPS = 1e-3
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(32 * 32 * 3, 200), nn.ReLU(),
+                         nn.Linear(200, 150), nn.ReLU(), nn.Linear(150, NUM_CLASSES))
+
+
+def _small_conv() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 10, 4, stride=2, padding=1),
+                         nn.Conv2d(10, 20, 3, stride=2, padding=1),
+                         nn.Flatten(), nn.Linear(8 * 8 * 20, NUM_CLASSES))
+
+
+def _cnn() -> nn.Module:
+    layers: list[nn.Module] = []
+    c_in = 3
+    for c_out, stride in zip((32, 32, 64, 64), (1, 2, 1, 2)):
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1),
+                   nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM), nn.LeakyReLU(LEAKY_SLOPE)]
+        c_in = c_out
+    layers += [nn.Flatten(), nn.Linear(8 * 8 * 64, 128),
+               nn.BatchNorm1d(128, eps=BN_EPS, momentum=BN_MOMENTUM), nn.LeakyReLU(LEAKY_SLOPE),
+               nn.Dropout(0.5), nn.Linear(128, NUM_CLASSES)]
+    return nn.Sequential(*layers)
+
+
+BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn}
+CONV_MODELS = frozenset({"small_conv", "cnn"})
+
+
+def build(name: str) -> nn.Module:
+    """The torch twin of gdl_jax model `name`, Keras-initialised, channels_last for conv models."""
+    model = BUILDERS[name]()
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    if name in CONV_MODELS:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def param_count(model: nn.Module) -> int:
+    """Parameters plus BatchNorm running mean/var (Keras' non-trainable), not num_batches_tracked."""
+    buffers = sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked"))
+    return sum(p.numel() for p in model.parameters()) + buffers
+
+
+def time_train_steps(name: str, batch_size: int, steps_per_repeat: int, warmup: int, iters: int,
+                     threads: int, seed: int = 0) -> tuple[float, int]:
+    """(median seconds per train step, model parameter count) for Adam(5e-4) on random data.
+
+    A step is zero_grad, forward, cross-entropy, backward, optimizer.step. Like the JAX side,
+    each timed repeat is `steps_per_repeat` steps (divided out); `warmup` repeats are untimed.
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    model = build(name).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    memory_format = torch.channels_last if name in CONV_MODELS else torch.contiguous_format
+    batches = []
+    for _ in range(steps_per_repeat):  # pre-generated: not part of the timing
+        images = rng.integers(0, 256, (batch_size, 3, 32, 32), dtype=np.uint8)
+        x = (torch.from_numpy(images).float() / 255.0).contiguous(memory_format=memory_format)
+        y = torch.from_numpy(rng.integers(0, NUM_CLASSES, batch_size)).long()
+        batches.append((x, y))
+
+    def repeat() -> None:
+        for x, y in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+
+    for _ in range(warmup):
+        repeat()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        repeat()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / steps_per_repeat, param_count(model)

@@ -1,0 +1,251 @@
+"""Training-step speed of the chapter 2 classifiers: JAX (the real training path) vs eager PyTorch.
+
+python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
+
+Per model and batch size, in one process and one after the other: the JAX dispatch that
+training runs (`make_dispatch(classifier_train_step, ...)`: k unrolled steps that gather their
+own batches from uint8 data on device) and the same model and Adam step in eager PyTorch
+(experiments/bench_torch.py). Prints a markdown table (ratio > 1: JAX is faster) and writes
+benchmark.json and benchmark.md to --output_dir. Compare numbers only within one run.
+"""
+
+from gdl_jax import runtime
+
+runtime.configure()  # XLA flags must be set before jax starts its backend
+
+import importlib.metadata  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import pathlib  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from gdl_jax import data as gdata  # noqa: E402
+from gdl_jax import models  # noqa: E402
+from gdl_jax.errors import ConfigError, GdlError  # noqa: E402
+from gdl_jax.models.summary import summarize  # noqa: E402
+from gdl_jax.train import parallel, steps  # noqa: E402
+from gdl_jax.train.loop import make_dispatch  # noqa: E402
+from gdl_jax.train.state import TrainState  # noqa: E402
+
+IMAGE_SHAPE = (32, 32, 3)  # CIFAR-10
+NUM_CLASSES = 10
+LEARNING_RATE = 5e-4
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["mlp", "cnn"], f"Models to time, any of {sorted(models.MODELS)}.")
+flags.DEFINE_list("batch_sizes", ["32", "256"], "Batch sizes to time.")
+flags.DEFINE_integer("steps_per_dispatch", 4, "Train steps per jitted dispatch (k).")
+flags.DEFINE_integer("warmup", 3, "Untimed dispatches (torch: repeats of k steps) before timing.")
+flags.DEFINE_integer("iters", 20, "Timed dispatches (torch: repeats of k steps); the median is reported.")
+flags.DEFINE_bool("torch", True, "Also time eager PyTorch (skipped with a note if not installed).")
+flags.DEFINE_integer("torch_threads", os.cpu_count(), "torch.set_num_threads for the torch side.")
+flags.DEFINE_string("model_kwargs", "{}", "JSON of model fields to override for every model timed, "
+                    "e.g. '{\"subpixel_backward\": false}' with --models=cnn.")
+flags.DEFINE_string("output_dir", "workdirs/benchmark", "Where benchmark.json and benchmark.md go.")
+
+# (JSON key, table header, format); torch columns only when torch runs.
+JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("params", "params", "{:,}"),
+               ("jax_compile_s", "JAX compile s", "{:.1f}"), ("jax_ms_per_step", "JAX ms/step", "{:.2f}"),
+               ("jax_steps_per_s", "JAX steps/s", "{:.1f}"), ("jax_images_per_s", "JAX img/s", "{:,.0f}"),
+               ("gflop_per_step", "GFLOP/step", "{:.3f}"), ("jax_gflop_per_s", "JAX GFLOP/s", "{:.1f}")]
+TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
+                 ("torch_steps_per_s", "torch steps/s", "{:.1f}"),
+                 ("torch_images_per_s", "torch img/s", "{:,.0f}"),
+                 ("jax_over_torch", "JAX/torch", "{:.2f}")]
+
+
+def parse_batch_sizes(values: Sequence[str]) -> list[int]:
+    """The --batch_sizes strings as ints; ConfigError on a non-integer (validate checks the sign)."""
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise ConfigError(f"batch_sizes must be positive integers, got {','.join(values)!r}") from None
+
+
+def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_dispatch: int,
+             warmup: int, iters: int, torch_threads: int) -> None:
+    """Raises ConfigError naming the first bad setting."""
+    if not model_names:
+        raise ConfigError("models must name at least one model")
+    for name in model_names:
+        if name not in models.MODELS:
+            raise ConfigError(f"unknown model {name!r}; expected one of {sorted(models.MODELS)}")
+    if not batch_sizes or any(b <= 0 for b in batch_sizes):
+        raise ConfigError(f"batch_sizes must be positive integers, got {list(batch_sizes)}")
+    for key, value in [("steps_per_dispatch", steps_per_dispatch), ("iters", iters),
+                       ("torch_threads", torch_threads)]:
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    if warmup < 0:
+        raise ConfigError(f"warmup must be >= 0, got {warmup}")
+
+
+def _flops(compiled) -> float | None:
+    """Total FLOPs of one run of `compiled`, from XLA's cost analysis (None where unavailable)."""
+    try:
+        cost = compiled.cost_analysis()
+    except NotImplementedError:
+        return None
+    if isinstance(cost, (list, tuple)):  # older jax: one dict per program
+        cost = cost[0] if cost else None
+    flops = (cost or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
+def time_jax(model_name: str, batch_size: int, k: int, warmup: int, iters: int,
+             model_kwargs: dict | None = None, seed: int = 0) -> dict:
+    """Compile time, median seconds per step and FLOPs per step of the training dispatch."""
+    mesh = parallel.make_mesh()
+    parallel.check_batch_size(batch_size, mesh)
+    model = models.build(model_name, **(model_kwargs or {}))
+    rng = np.random.default_rng(seed)
+    n = k * batch_size  # one epoch = one dispatch, so first_index 0 is always in range
+    host = gdata.ArrayData(rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8),
+                           rng.integers(0, NUM_CLASSES, n).astype(np.int32),
+                           tuple(str(c) for c in range(NUM_CLASSES)))
+    data = gdata.to_device(host, mesh)
+    perm = parallel.put_replicated(rng.permutation(n).astype(np.int32), mesh)
+    first_index = jnp.int32(0)
+
+    tx = optax.adam(LEARNING_RATE)
+    sample = jnp.zeros((1, *IMAGE_SHAPE), jnp.float32)
+    state = jax.jit(lambda key: TrainState.create(model, tx, key, sample),
+                    out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(seed))
+    dispatch = make_dispatch(steps.classifier_train_step,
+                             lambda d, p, i: gdata.gather_batch(d, p, i, batch_size, mesh), k)
+
+    t0 = time.perf_counter()
+    compiled = dispatch.lower(state, data, perm, first_index).compile()
+    compile_s = time.perf_counter() - t0
+
+    for _ in range(warmup):
+        state, _ = compiled(state, data, perm, first_index)  # state is donated: always rebind
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        state, _ = jax.block_until_ready(compiled(state, data, perm, first_index))
+        times.append(time.perf_counter() - t0)
+    flops = _flops(compiled)
+    return {"params": summarize(model, (1, *IMAGE_SHAPE)).total, "compile_s": compile_s,
+            "s_per_step": statistics.median(times) / k,
+            "flops_per_step": flops / k if flops is not None else None}
+
+
+def load_torch_bench() -> ModuleType | None:
+    """experiments.bench_torch, or None (with a note on stdout) when torch is not importable."""
+    try:
+        from experiments import bench_torch
+    except ImportError as e:
+        print(f"note: PyTorch is not importable ({e}); skipping the torch columns "
+              "(install it with: pip install -e '.[bench]')")
+        return None
+    return bench_torch
+
+
+def environment(torch_bench: ModuleType | None, torch_threads: int) -> dict:
+    """What the numbers depend on: versions, backend, device, XLA flags, threads."""
+    device = jax.devices()[0]
+    env = {"jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib"),
+           "flax": importlib.metadata.version("flax"), "optax": importlib.metadata.version("optax"),
+           "backend": jax.default_backend(), "device_kind": device.device_kind,
+           "num_devices": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+           "python": platform.python_version(), "machine": platform.machine(),
+           "cpu_count": os.cpu_count(), "torch": None, "torch_threads": None}
+    if torch_bench is not None:
+        env.update(torch=torch_bench.torch.__version__, torch_threads=torch_threads)
+    return env
+
+
+def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_dispatch: int = 4,
+                  warmup: int = 3, iters: int = 20, torch_bench: ModuleType | None = None,
+                  torch_threads: int = 1, model_kwargs: dict | None = None) -> list[dict]:
+    """One row per (model, batch size): JAX timings, and torch's and the ratio when torch_bench.
+
+    Throughputs are per second of median step time; FLOPs are XLA's count for the compiled
+    dispatch (per device program) divided by its k steps.
+    """
+    validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads)
+    rows = []
+    for name in model_names:
+        for batch_size in batch_sizes:
+            j = time_jax(name, batch_size, steps_per_dispatch, warmup, iters, model_kwargs)
+            flops = j["flops_per_step"]
+            row = {"model": name, "model_kwargs": model_kwargs or {}, "batch_size": batch_size,
+                   "params": j["params"],
+                   "steps_per_dispatch": steps_per_dispatch, "jax_compile_s": j["compile_s"],
+                   "jax_ms_per_step": 1e3 * j["s_per_step"], "jax_steps_per_s": 1 / j["s_per_step"],
+                   "jax_images_per_s": batch_size / j["s_per_step"],
+                   "gflop_per_step": flops / 1e9 if flops else None,
+                   "jax_gflop_per_s": flops / 1e9 / j["s_per_step"] if flops else None}
+            if torch_bench is not None:
+                s_per_step, torch_params = torch_bench.time_train_steps(
+                    name, batch_size, steps_per_dispatch, warmup, iters, torch_threads)
+                if torch_params != j["params"]:
+                    raise AssertionError(f"{name}: torch model has {torch_params:,} parameters, "
+                                         f"JAX model {j['params']:,}")
+                row.update(torch_ms_per_step=1e3 * s_per_step, torch_steps_per_s=1 / s_per_step,
+                           torch_images_per_s=batch_size / s_per_step,
+                           jax_over_torch=row["jax_steps_per_s"] * s_per_step)
+            rows.append(row)
+    return rows
+
+
+def markdown(rows: Sequence[dict], env: dict) -> str:
+    """The environment in one line, then a markdown table of the rows."""
+    columns = JAX_COLUMNS + (TORCH_COLUMNS if env["torch"] else [])
+    torch_part = (f", torch {env['torch']} ({env['torch_threads']} threads)" if env["torch"]
+                  else ", torch not run")
+    lines = [f"jax {env['jax']} on {env['backend']} ({env['device_kind']}, {env['num_devices']} "
+             f"device(s), {env['cpu_count']} CPUs){torch_part}; XLA_FLAGS={env['xla_flags'] or '(none)'}; "
+             f"{rows[0]['steps_per_dispatch'] if rows else '-'} steps per JAX dispatch",
+             "", "| " + " | ".join(h for _, h, _ in columns) + " |",
+             "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = ["-" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows: Sequence[dict], env: dict, output_dir: str | os.PathLike) -> str:
+    """Writes benchmark.json ({"environment", "rows"}) and benchmark.md; returns the markdown."""
+    out = pathlib.Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(rows, env)
+    (out / "benchmark.json").write_text(json.dumps({"environment": env, "rows": list(rows)}, indent=2) + "\n")
+    (out / "benchmark.md").write_text(text)
+    return text
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        batch_sizes = parse_batch_sizes(FLAGS.batch_sizes)
+        try:
+            model_kwargs = json.loads(FLAGS.model_kwargs)
+        except ValueError as e:
+            raise ConfigError(f"--model_kwargs is not JSON: {e}") from None
+        validate(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup, FLAGS.iters,
+                 FLAGS.torch_threads)
+        torch_bench = load_torch_bench() if FLAGS.torch else None
+        rows = run_benchmark(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup,
+                             FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs)
+    except GdlError as e:
+        sys.exit(f"error: {e}")
+    print(write_outputs(rows, environment(torch_bench, FLAGS.torch_threads), FLAGS.output_dir), end="")
+
+
+if __name__ == "__main__":
+    app.run(main)

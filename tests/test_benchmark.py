@@ -1,0 +1,77 @@
+"""experiments/benchmark.py on the smallest setting, torch's twin models, and bad flags."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import experiments
+from experiments import benchmark
+from gdl_jax.errors import ConfigError
+
+ROW_KEYS = {"model", "model_kwargs", "batch_size", "params", "steps_per_dispatch", "jax_compile_s", "jax_ms_per_step",
+            "jax_steps_per_s", "jax_images_per_s", "gflop_per_step", "jax_gflop_per_s"}
+TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "jax_over_torch"}
+
+
+def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
+    torch_bench = benchmark.load_torch_bench()  # None, with a note, when torch is not installed
+    rows = benchmark.run_benchmark(["mlp"], [8], steps_per_dispatch=2, warmup=1, iters=2,
+                                   torch_bench=torch_bench, torch_threads=1)
+    env = benchmark.environment(torch_bench, 1)
+    text = benchmark.write_outputs(rows, env, tmp_path)
+
+    saved = json.loads((tmp_path / "benchmark.json").read_text())
+    assert saved["environment"]["backend"] == env["backend"] and saved["environment"]["jax"]
+    [row] = saved["rows"]
+    expected = ROW_KEYS | (TORCH_KEYS if torch_bench else set())
+    assert set(row) == expected
+    assert (row["model"], row["batch_size"], row["params"]) == ("mlp", 8, 646_260)
+    assert row["jax_steps_per_s"] > 0 and row["gflop_per_step"] > 0 and row["jax_gflop_per_s"] > 0
+    if torch_bench:
+        assert row["torch_steps_per_s"] > 0
+        assert row["jax_over_torch"] == pytest.approx(row["jax_steps_per_s"] / row["torch_steps_per_s"])
+    else:
+        assert "skipping the torch columns" in capsys.readouterr().out
+    assert (tmp_path / "benchmark.md").read_text() == text
+    assert "| mlp | 8 | 646,260 |" in text
+
+
+@pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554)])
+def test_torch_twins_have_the_jax_parameter_counts(name, total):
+    pytest.importorskip("torch")
+    from experiments import bench_torch
+
+    assert bench_torch.param_count(bench_torch.build(name)) == total
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model_names": ["resnet"]}, "unknown model 'resnet'"),
+    ({"batch_sizes": [32, 0]}, r"batch_sizes must be positive integers, got \[32, 0\]"),
+    ({"iters": 0}, "iters must be positive"),
+    ({"warmup": -1}, "warmup must be >= 0"),
+])
+def test_bad_settings_are_clear_errors(kwargs, message):
+    settings = dict(model_names=["mlp"], batch_sizes=[8], steps_per_dispatch=1, warmup=0, iters=1,
+                    torch_threads=1) | kwargs
+    with pytest.raises(ConfigError, match=message):
+        benchmark.validate(**settings)
+
+
+def test_bad_flag_is_one_line_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--batch_sizes=32,abc",
+                           "--notorch", f"--output_dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == "error: batch_sizes must be positive integers, got '32,abc'"
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_torch_is_a_note_not_a_failure(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    monkeypatch.delitem(sys.modules, "experiments.bench_torch", raising=False)
+    monkeypatch.delattr(experiments, "bench_torch", raising=False)  # else `from experiments import` finds it
+    assert benchmark.load_torch_bench() is None
+    assert "skipping the torch columns" in capsys.readouterr().out
