@@ -129,30 +129,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     state = jax.jit(lambda k: TrainState.create(model, tx, k, sample),
                     out_shardings=parallel.replicated(mesh))(init_key)
 
-    checkpointer = Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps)
-    restored = checkpointer.restore_latest(state)
-    writer = JsonlWriter(workdir / "metrics.jsonl")
-    history = writer.truncate_after(int(restored.step) if restored is not None else 0)
-    if restored is not None:
-        state = restored
-        logging.info("resumed from step %d", int(state.step))
-
     def on_epoch_end(state, epoch, train_means):
         return {f"test_{k}": v for k, v in evaluate(state, test_dev, num_test, eval_batch, mesh).items()}
 
-    loop = Loop(
-        step_fn=steps.classifier_train_step,
-        batch_fn=lambda d, perm, i: gdata.gather_batch(d, perm, i, config.batch_size, mesh),
-        perm_fn=jax.jit(lambda e: gdata.epoch_permutation(shuffle_key, e, len(train))),
-        steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-        steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer, writer=writer,
-        log_every_steps=config.log_every_steps, on_epoch_end=on_epoch_end,
-        hooks=hooks)
-    try:
-        state = loop.run(state, train_dev, history)
-    finally:
-        writer.close()
-        checkpointer.close()
+    with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
+        restored = checkpointer.restore_latest(state)
+        with JsonlWriter(workdir / "metrics.jsonl") as writer:
+            history = writer.truncate_after(int(restored.step) if restored is not None else 0)
+            if restored is not None:
+                state = restored
+                logging.info("resumed from step %d", int(state.step))
+            loop = Loop(
+                step_fn=steps.classifier_train_step,
+                batch_fn=lambda d, perm, i: gdata.gather_batch(d, perm, i, config.batch_size, mesh),
+                perm_fn=jax.jit(lambda e: gdata.epoch_permutation(shuffle_key, e, len(train))),
+                steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer,
+                writer=writer, log_every_steps=config.log_every_steps, on_epoch_end=on_epoch_end,
+                hooks=hooks)
+            state = loop.run(state, train_dev, history)
 
     records = read_jsonl(workdir / "metrics.jsonl")
     last_epoch = [r for r in records if r["kind"] == "epoch"][-1]

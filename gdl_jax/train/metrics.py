@@ -41,6 +41,12 @@ class JsonlWriter:
     def close(self) -> None:
         self._file.close()
 
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def read_jsonl(path: str | pathlib.Path) -> list[dict]:
     with open(path) as f:
