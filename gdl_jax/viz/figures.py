@@ -78,3 +78,68 @@ def filter_responses(image: np.ndarray, responses: Sequence[np.ndarray], titles:
         ax.set_title(title)
         ax.axis("off")
     return _save(fig, path)
+
+
+def image_grid(images: np.ndarray, path, ncols: int = 10, titles: Sequence[str] | None = None,
+               scale: float = 1.2) -> pathlib.Path:
+    """Images (N, H, W[, C]) in a grid, optional title under each (Fig 1-7, 1-10, 1-13, 1-14)."""
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows * (1.25 if titles else 1)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            img = np.asarray(images[i])
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0 if img.ndim == 2 else None,
+                      vmax=(1 if img.dtype.kind == "f" else 255) if img.ndim == 2 else None)
+            if titles:
+                ax.set_title(titles[i], fontsize=6)
+    return _save(fig, path)
+
+
+def points_on_mask(mask: np.ndarray, extent: tuple[float, float, float, float], path,
+                   points: dict[str, np.ndarray], box: tuple[np.ndarray, np.ndarray] | None = None,
+                   title: str = "") -> pathlib.Path:
+    """A 2-D support mask (grey) with labelled point sets and an optional box (Fig 1-4..1-6)."""
+    fig, ax = plt.subplots(figsize=(12, 6))
+    ax.imshow(mask, extent=extent, cmap="Greys", vmin=0, vmax=2.5, origin="upper")
+    if box is not None:
+        (x0, y0), (x1, y1) = np.asarray(box[0]), np.asarray(box[1])
+        ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=True, alpha=0.25, color="orange",
+                                   label="p_model (MLE box)"))
+    markers = iter(["o", "x", "s", "^", "D", "v"])
+    for label, pts in points.items():
+        pts = np.asarray(pts)
+        if len(pts):
+            ax.scatter(pts[:, 0], pts[:, 1], s=14, marker=next(markers), label=f"{label} ({len(pts)})")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    return _save(fig, path)
+
+
+def latent_grid(decode, x_values: np.ndarray, y_values: np.ndarray, path, x_label: str = "z[0]",
+                y_label: str = "z[1]", scatter: np.ndarray | None = None) -> pathlib.Path:
+    """The images decode(z) at a regular grid over a 2-D latent space, placed at their latent
+    coordinates, with optional data points scattered beneath (Fig 1-15; later the VAE's grids).
+
+    decode: (N, 2) latents -> (N, H, W) or (N, H, W, C) images.
+    """
+    xx, yy = np.meshgrid(x_values, y_values)
+    z = np.stack([xx.ravel(), yy.ravel()], axis=-1)
+    images = np.asarray(decode(z))
+    fig, ax = plt.subplots(figsize=(8, 8))
+    if scatter is not None:
+        ax.scatter(scatter[:, 0], scatter[:, 1], s=4, c="tab:blue", alpha=0.4, zorder=0)
+    dx = (x_values[1] - x_values[0]) * 0.45 if len(x_values) > 1 else 0.1
+    dy = (y_values[1] - y_values[0]) * 0.45 if len(y_values) > 1 else 0.1
+    for (zx, zy), img in zip(z, images):
+        img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+        ax.imshow(img, extent=(zx - dx, zx + dx, zy - dy, zy + dy), cmap="gray", vmin=0, vmax=1, zorder=1)
+    ax.set_xlim(x_values[0] - 2 * dx, x_values[-1] + 2 * dx)
+    ax.set_ylim(y_values[0] - 2 * dy, y_values[-1] + 2 * dy)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    return _save(fig, path)
