@@ -14,3 +14,20 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return (jnp.argmax(logits, -1) == labels).mean()
+
+
+def mse_per_image(x: jax.Array, x_hat: jax.Array) -> jax.Array:
+    """Mean squared error over each image's pixels and channels (the book's r_loss): shape (N,)."""
+    return jnp.mean(jnp.square(x - x_hat), axis=tuple(range(1, x.ndim)))
+
+
+def kl_divergence(mu: jax.Array, log_var: jax.Array) -> jax.Array:
+    """KL(N(mu, exp(log_var)) || N(0, I)) per example, summed over latent dims: shape (N,)."""
+    return -0.5 * jnp.sum(1 + log_var - jnp.square(mu) - jnp.exp(log_var), axis=-1)
+
+
+def vae_loss(x, x_hat, mu, log_var, r_loss_factor: float) -> dict[str, jax.Array]:
+    """The book's VAE loss, batch means: r_loss_factor * mse + KL, with both terms reported."""
+    reconstruction = r_loss_factor * mse_per_image(x, x_hat).mean()
+    kl = kl_divergence(mu, log_var).mean()
+    return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
