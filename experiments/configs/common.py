@@ -5,6 +5,7 @@ import ml_collections
 
 def classifier_config(model: str, figure: str) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
+    c.task = "classifier"
     c.figure = figure
     c.model = ml_collections.ConfigDict({"name": model})
     c.data = ml_collections.ConfigDict({

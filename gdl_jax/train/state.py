@@ -26,7 +26,9 @@ class TrainState(struct.PyTreeNode):
                sample_input: jax.Array) -> "TrainState":
         """Initialises the model's variables from `rng` and the optimizer state from the params."""
         init_rng, run_rng = jax.random.split(rng)
-        variables = model.init({"params": init_rng}, sample_input, train=False)
+        streams = {"params": init_rng, "dropout": jax.random.fold_in(init_rng, 1),
+                   "latent": jax.random.fold_in(init_rng, 2)}
+        variables = model.init(streams, sample_input, train=False)
         params = variables["params"]
         return cls(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),

@@ -1,0 +1,137 @@
+"""The shared path every trainer takes: config -> data on device -> state -> loop -> records.
+
+A trainer (experiments/classifier.py, experiments/autoencoder.py, ...) supplies the model, the
+step function and its end-of-epoch evaluation; `fit` does the rest: workdir guard, summary,
+optimizer, initial state, checkpoints and resume, the metrics log, the loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from gdl_jax import data as gdata
+from gdl_jax.errors import ConfigError
+from gdl_jax.models.summary import Summary, summarize
+from gdl_jax.train import parallel
+from gdl_jax.train.checkpoint import Checkpointer
+from gdl_jax.train.loop import Loop
+from gdl_jax.train.metrics import JsonlWriter, read_jsonl
+from gdl_jax.train.state import TrainState
+from gdl_jax.train.workdir import claim
+
+OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
+# The config keys that make two runs the same run (a resume must match them).
+IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "batch_size", "optimizer",
+                 "learning_rate", "seed")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the first bad value among the keys every trainer uses."""
+    for key in ["batch_size", "learning_rate", "steps_per_dispatch", "log_every_steps",
+                "checkpoint_every_steps", "eval_batch_size", "num_epochs"]:
+        if not config[key] > 0:
+            raise ConfigError(f"{key} must be positive, got {config[key]}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
+    if config.data.train_subset < 0:
+        raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
+
+
+def load_splits(config: ml_collections.ConfigDict) -> tuple[gdata.ArrayData, gdata.ArrayData]:
+    """The train split (first data.train_subset examples if set) and the test split, on the host."""
+    args = (config.data.data_dir or None, config.data.source)
+    train = gdata.load(config.data.name, "train", *args)
+    test = gdata.load(config.data.name, "test", *args)
+    if config.data.train_subset:
+        n = config.data.train_subset
+        train = gdata.ArrayData(train.images[:n], train.labels[:n], train.class_names)
+    return train, test
+
+
+def pad_to(data: gdata.ArrayData, multiple: int) -> gdata.ArrayData:
+    """Zero examples appended up to a multiple of `multiple` (evaluation masks them out)."""
+    pad = -len(data) % multiple
+    if not pad:
+        return data
+    return gdata.ArrayData(np.concatenate([data.images, np.zeros((pad,) + data.images.shape[1:], np.uint8)]),
+                           np.concatenate([data.labels, np.zeros(pad, np.int32)]), data.class_names)
+
+
+def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:
+    """config.eval_batch_size rounded up to a multiple of the device count."""
+    n = mesh.devices.size
+    return -(-config.eval_batch_size // n) * n
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
+def evaluate_sums(eval_fn: Callable, state, data: gdata.DeviceData, num_examples: jax.Array,
+                  batch_size: int, mesh, value_range: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Sums of eval_fn(state, images, labels, mask) over `data` in batches, on device.
+
+    `data` is padded to whole batches; mask marks the first `num_examples` as real.
+    """
+    sharding = parallel.batch_sharded(mesh)
+
+    def chunk(i):
+        x = jax.lax.dynamic_slice_in_dim(data.images, i * batch_size, batch_size)
+        y = jax.lax.dynamic_slice_in_dim(data.labels, i * batch_size, batch_size)
+        mask = ((i * batch_size + jnp.arange(batch_size)) < num_examples).astype(jnp.float32)
+        x = jax.lax.with_sharding_constraint(gdata.to_float(x, value_range), sharding)
+        return eval_fn(state, x, y, mask)
+
+    zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(chunk, 0))
+    body = lambda i, acc: jax.tree.map(jnp.add, acc, chunk(i))
+    return jax.lax.fori_loop(0, data.images.shape[0] // batch_size, body, zero)
+
+
+def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Module,
+        train: gdata.ArrayData, step_fn: Callable, mesh,
+        on_epoch_end: Callable[[TrainState, int, dict], dict] | None = None,
+        hooks: Sequence[Callable[[int, TrainState], None]] = (),
+        value_range: tuple[float, float] = (0.0, 1.0)) -> tuple[TrainState, list[dict], Summary]:
+    """Trains `model` with `step_fn` on `train` (whole, on device), resuming from the workdir.
+
+    Returns the final state, every metrics record of the run, and the model summary.
+    """
+    steps_per_epoch = gdata.steps_per_epoch(len(train), config.batch_size)
+    train_dev = gdata.to_device(train, mesh)
+    claim(workdir, config, IDENTITY_KEYS)
+    summary = summarize(model, (1,) + train.images.shape[1:])
+    logging.info("%s on %s: %d examples, %d steps/epoch, %d devices\n%s", config.model.name,
+                 config.data.name, len(train), steps_per_epoch, mesh.devices.size, summary)
+    (workdir / "summary.txt").write_text(str(summary) + "\n")
+
+    tx = OPTIMIZERS[config.optimizer](config.learning_rate)
+    init_key, shuffle_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    sample = jnp.zeros((1,) + train.images.shape[1:], jnp.float32)
+    state = jax.jit(lambda k: TrainState.create(model, tx, k, sample),
+                    out_shardings=parallel.replicated(mesh))(init_key)
+
+    with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
+        restored = checkpointer.restore_latest(state)
+        with JsonlWriter(workdir / "metrics.jsonl") as writer:
+            history = writer.truncate_after(int(restored.step) if restored is not None else 0)
+            if restored is not None:
+                state = restored
+                logging.info("resumed from step %d", int(state.step))
+            loop = Loop(
+                step_fn=step_fn,
+                batch_fn=lambda d, perm, i: gdata.gather_batch(d, perm, i, config.batch_size, mesh,
+                                                               value_range),
+                perm_fn=jax.jit(lambda e: gdata.epoch_permutation(shuffle_key, e, len(train))),
+                steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.num_epochs,
+                steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer,
+                writer=writer, log_every_steps=config.log_every_steps, on_epoch_end=on_epoch_end,
+                hooks=hooks)
+            state = loop.run(state, train_dev, history)
+    return state, read_jsonl(workdir / "metrics.jsonl"), summary
