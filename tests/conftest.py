@@ -74,3 +74,19 @@ def tiny_config(cifar_dir):
     c.eval_batch_size = 16
     c.num_prediction_examples = 4
     return c
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory) -> pathlib.Path:
+    """A tiny MNIST in IDX format: 64 train and 32 test 28x28 images of blurred 'digits'."""
+    root = tmp_path_factory.mktemp("mnist_data")
+    (root / "mnist").mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 64), ("t10k", 32)):
+        labels = rng.integers(0, 10, n)
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, label in enumerate(labels):  # a bar whose position encodes the label
+            images[i, 4:24, 2 + 2 * label:6 + 2 * label] = 255
+        write_idx(root / "mnist" / f"{prefix}-images.idx3-ubyte.gz", images)
+        write_idx(root / "mnist" / f"{prefix}-labels.idx1-ubyte.gz", labels)
+    return root

@@ -40,3 +40,54 @@ def classifier_predict(state: TrainState, images: jax.Array) -> jax.Array:
     logits = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
                             images, train=False)
     return jax.nn.softmax(logits)
+
+
+def _variables(state: TrainState, params) -> dict:
+    return {"params": params, "batch_stats": state.batch_stats}
+
+
+def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]):
+    """One step on the mean per-image squared error of the reconstruction (book 3.1)."""
+    images, _ = batch
+
+    def loss_fn(params):
+        x_hat, updates = state.apply_fn(_variables(state, params), images, train=True,
+                                        rngs={"dropout": state.step_rng("dropout")}, mutable=["batch_stats"])
+        return losses.mse_per_image(images, x_hat).mean(), updates
+
+    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads, updates.get("batch_stats", state.batch_stats)), {"loss": loss}
+
+
+def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss_factor: float):
+    """One step on r_loss_factor * mse + KL, z sampled with this step's 'latent' key (book 3.3)."""
+    images, _ = batch
+
+    def loss_fn(params):
+        (x_hat, mu, log_var), updates = state.apply_fn(
+            _variables(state, params), images, train=True, mutable=["batch_stats"],
+            rngs={"dropout": state.step_rng("dropout"), "latent": state.step_rng("latent")})
+        terms = losses.vae_loss(images, x_hat, mu, log_var, r_loss_factor)
+        return terms["loss"], (terms, updates)
+
+    (_, (terms, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads, updates.get("batch_stats", state.batch_stats)), terms
+
+
+def autoencoder_eval_step(state: TrainState, images, labels, mask) -> dict[str, jax.Array]:
+    """Sums over unmasked examples of the reconstruction's mean squared error."""
+    del labels
+    x_hat = state.apply_fn(_variables(state, state.params), images, train=False)
+    return {"mse": jnp.sum(losses.mse_per_image(images, x_hat) * mask), "count": jnp.sum(mask)}
+
+
+def vae_eval_step(state: TrainState, images, labels, mask, r_loss_factor: float,
+                  key: jax.Array) -> dict[str, jax.Array]:
+    """Sums over unmasked examples of the loss terms with z sampled from q(z|x) (a fixed key)."""
+    del labels
+    x_hat, mu, log_var = state.apply_fn(_variables(state, state.params), images, train=False,
+                                        rngs={"latent": key})
+    mse = losses.mse_per_image(images, x_hat)
+    kl = losses.kl_divergence(mu, log_var)
+    return {"mse": jnp.sum(mse * mask), "kl": jnp.sum(kl * mask),
+            "loss": jnp.sum((r_loss_factor * mse + kl) * mask), "count": jnp.sum(mask)}

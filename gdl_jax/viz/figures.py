@@ -46,12 +46,14 @@ def predictions_grid(images: np.ndarray, predicted: Sequence[str], actual: Seque
 
 
 def training_curves(records: list[dict], path) -> pathlib.Path:
-    """Loss and accuracy per step (train, thin) and per epoch (train and test, markers)."""
+    """One panel per metric: per step (train, smoothed) and per epoch (train and test, markers)."""
     steps = [r for r in records if r.get("kind") == "train"]
     epochs = [r for r in records if r.get("kind") == "epoch"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for ax, key in zip(axes, ("loss", "accuracy")):
-        if steps:
+    keys = [k for k in (steps[-1] if steps else {}) if k not in ("step", "kind")]
+    keys += [k[5:] for k in (epochs[-1] if epochs else {}) if k.startswith("test_") and k[5:] not in keys]
+    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        if steps and key in steps[-1]:
             x = np.array([r["step"] for r in steps])
             y = np.array([r[key] for r in steps])
             w = max(1, len(y) // 100)
@@ -142,4 +144,21 @@ def latent_grid(decode, x_values: np.ndarray, y_values: np.ndarray, path, x_labe
     ax.set_ylim(y_values[0] - 2 * dy, y_values[-1] + 2 * dy)
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
+    return _save(fig, path)
+
+
+def latent_scatter(z: np.ndarray, labels: np.ndarray, path, title: str = "",
+                   with_pvalues: bool = False) -> pathlib.Path:
+    """2-D latent codes coloured by label (Fig 3-8); with_pvalues adds the N(0,1) CDF transform
+    beside it (Fig 3-14): a standard-normal code fills the unit square evenly."""
+    from scipy.stats import norm
+
+    panels = [(z, "z")] + ([(norm.cdf(z), "p-value of z under N(0, 1)")] if with_pvalues else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 6), squeeze=False)
+    for ax, (points, label) in zip(axes[0], panels):
+        sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6)
+        ax.set_xlabel(f"{label}[0]")
+        ax.set_ylabel(f"{label}[1]")
+        ax.set_title(title)
+    fig.colorbar(sc, ax=axes[0].tolist())
     return _save(fig, path)
