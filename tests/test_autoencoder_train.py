@@ -2,12 +2,16 @@
 
 import json
 
+import pathlib
+
 import numpy as np
 import pytest
 
 from experiments import train
 from experiments.configs import ae_mnist, vae_mnist
 from gdl_jax.errors import ConfigError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 from gdl_jax.train.metrics import read_jsonl
 
 
@@ -57,3 +61,24 @@ def test_bad_vae_settings(mnist_dir, tmp_path):
     config.task = "gan"
     with pytest.raises(ConfigError, match="unknown task 'gan'"):
         train.train_and_evaluate(config, tmp_path)
+
+
+def test_analysis_binary_restores_the_latest_checkpoint(mnist_dir, tmp_path):
+    import subprocess
+    import sys
+
+    config = _tiny(ae_mnist.get_config(), mnist_dir)
+    config.num_epochs = 1
+    train.train_and_evaluate(config, tmp_path / "wd")
+    (tmp_path / "wd" / "latent_grid.png").unlink()
+    args = [sys.executable, "-m", "experiments.analyze_autoencoder", "--config=experiments/configs/ae_mnist.py",
+            f"--config.data.data_dir={mnist_dir}", "--config.checkpoint_every_steps=8"]
+    proc = subprocess.run(args + [f"--workdir={tmp_path / 'wd'}"], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "wd" / "latent_grid.png").stat().st_size > 0
+    assert json.loads(proc.stdout)["latent"]["std"]
+    empty = subprocess.run(args + [f"--workdir={tmp_path / 'empty'}"], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    assert empty.returncode != 0 and "Traceback" not in empty.stderr
+    assert empty.stderr.strip().splitlines()[-1].startswith("error: no checkpoint in")

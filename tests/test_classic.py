@@ -7,12 +7,16 @@ import subprocess
 import sys
 
 import jax
+import pathlib
+
 import numpy as np
 import pytest
 
 from gdl_jax.classic import biscuit_tins, planet_pixel, world_map, wrodl
 from gdl_jax.classic.categorical import Multinomial, NaiveBayes, log_likelihood
 from gdl_jax.errors import ConfigError, DataError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 BOOK_ROWS = """Round White ShirtScoopNeck Red ShortHairShortFlat
 Round White Overall SilverGray ShortHairFrizzle
@@ -170,11 +174,11 @@ def test_biscuit_tins_map_latents_to_images():
 
 def test_chapter_1_binaries(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "experiments.wrodl", f"--workdir={tmp_path}"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "0.46 x 0.16 x 0.44 x 0.38 x 0.44 = 0.0054" in proc.stdout
     assert (tmp_path / "fig_1_10_naive_bayes_styles.png").stat().st_size > 0
     bad = subprocess.run([sys.executable, "-m", "experiments.wrodl", f"--workdir={tmp_path}",
-                          f"--data={tmp_path}/missing.csv"], capture_output=True, text=True, timeout=120)
+                          f"--data={tmp_path}/missing.csv"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("error: cannot read Wrodl data")

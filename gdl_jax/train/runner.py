@@ -20,7 +20,7 @@ import optax
 from absl import logging
 
 from gdl_jax import data as gdata
-from gdl_jax.errors import ConfigError
+from gdl_jax.errors import CheckpointError, ConfigError
 from gdl_jax.models.summary import Summary, summarize
 from gdl_jax.train import parallel
 from gdl_jax.train.checkpoint import Checkpointer
@@ -94,6 +94,26 @@ def evaluate_sums(eval_fn: Callable, state, data: gdata.DeviceData, num_examples
     return jax.lax.fori_loop(0, data.images.shape[0] // batch_size, body, zero)
 
 
+def initial_state(config: ml_collections.ConfigDict, model: nn.Module, image_shape: tuple,
+                  mesh) -> TrainState:
+    """The run's step-0 state, replicated over the mesh (a pure function of config.seed)."""
+    tx = OPTIMIZERS[config.optimizer](config.learning_rate)
+    init_key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
+    sample = jnp.zeros((1, *image_shape), jnp.float32)
+    return jax.jit(lambda k: TrainState.create(model, tx, k, sample),
+                   out_shardings=parallel.replicated(mesh))(init_key)
+
+
+def restore(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Module,
+            image_shape: tuple, mesh) -> TrainState:
+    """The latest checkpoint of the run in `workdir`, for analysis without training."""
+    with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
+        state = checkpointer.restore_latest(initial_state(config, model, image_shape, mesh))
+    if state is None:
+        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
+    return state
+
+
 def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Module,
         train: gdata.ArrayData, step_fn: Callable, mesh,
         on_epoch_end: Callable[[TrainState, int, dict], dict] | None = None,
@@ -111,11 +131,8 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Modu
                  config.data.name, len(train), steps_per_epoch, mesh.devices.size, summary)
     (workdir / "summary.txt").write_text(str(summary) + "\n")
 
-    tx = OPTIMIZERS[config.optimizer](config.learning_rate)
-    init_key, shuffle_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    sample = jnp.zeros((1,) + train.images.shape[1:], jnp.float32)
-    state = jax.jit(lambda k: TrainState.create(model, tx, k, sample),
-                    out_shardings=parallel.replicated(mesh))(init_key)
+    state = initial_state(config, model, train.images.shape[1:], mesh)
+    shuffle_key = jax.random.split(jax.random.PRNGKey(config.seed))[1]
 
     with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
         restored = checkpointer.restore_latest(state)

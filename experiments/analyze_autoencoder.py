@@ -1,0 +1,42 @@
+"""Re-runs the chapter 3 analysis (figures and latent statistics) from a trained workdir's latest checkpoint.
+
+python -m experiments.analyze_autoencoder --config=experiments/configs/vae_mnist.py --workdir=workdirs/vae_mnist
+"""
+
+from gdl_jax import runtime
+
+runtime.configure()
+
+import json  # noqa: E402
+import pathlib  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from experiments import autoencoder  # noqa: E402
+from experiments.outputs import run_or_exit  # noqa: E402
+from gdl_jax import models  # noqa: E402
+from gdl_jax.train import parallel, runner  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "The config the workdir was trained with.", lock_config=True)
+flags.DEFINE_string("workdir", None, "A workdir holding checkpoints of that config.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def run() -> None:
+    config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
+    mesh = parallel.make_mesh()
+    model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
+    _, test = runner.load_splits(config)
+    state = runner.restore(config, workdir, model, test.images.shape[1:], mesh)
+    print(json.dumps(autoencoder.analyze(state, model, config, test, workdir), indent=2))
+
+
+def main(argv):
+    del argv
+    run_or_exit(run)
+
+
+if __name__ == "__main__":
+    app.run(main)
