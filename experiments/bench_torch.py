@@ -47,8 +47,43 @@ def _cnn() -> nn.Module:
     return nn.Sequential(*layers)
 
 
-BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn}
-CONV_MODELS = frozenset({"small_conv", "cnn"})
+class _Autoencoder(nn.Module):
+    """The book's MNIST autoencoder / VAE (z_dim 2): stride-2 ConvTranspose2d with
+    output_padding=1 doubles the size as Keras' 'same' Conv2DTranspose does."""
+
+    def __init__(self, variational: bool):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(LEAKY_SLOPE)
+        self.variational = variational
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 32, 3, 1, 1), act(), nn.Conv2d(32, 64, 3, 2, 1), act(),
+            nn.Conv2d(64, 64, 3, 2, 1), act(), nn.Conv2d(64, 64, 3, 1, 1), act(), nn.Flatten())
+        self.heads = nn.ModuleList([nn.Linear(3136, 2) for _ in range(2 if variational else 1)])
+        self.dense = nn.Linear(2, 3136)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(64, 64, 3, 1, 1), act(), nn.ConvTranspose2d(64, 64, 3, 2, 1, 1), act(),
+            nn.ConvTranspose2d(64, 32, 3, 2, 1, 1), act(), nn.ConvTranspose2d(32, 1, 3, 1, 1), nn.Sigmoid())
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """MSE (autoencoder) or 1000 * MSE + KL (VAE), batch means, as the JAX steps compute."""
+        h = self.encoder(x)
+        if self.variational:
+            mu, log_var = self.heads[0](h), self.heads[1](h)
+            z = mu + torch.exp(log_var / 2) * torch.randn_like(mu)
+        else:
+            z = self.heads[0](h)
+        x_hat = self.decoder(self.dense(z).view(-1, 64, 7, 7).contiguous(memory_format=torch.channels_last))
+        mse = torch.mean((x - x_hat) ** 2)
+        if not self.variational:
+            return mse
+        kl = -0.5 * torch.sum(1 + log_var - mu ** 2 - torch.exp(log_var), dim=1)
+        return 1000.0 * mse + kl.mean()
+
+
+BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn,
+            "autoencoder": lambda: _Autoencoder(False), "vae": lambda: _Autoencoder(True)}
+CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae"})
+INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28)}  # others: CIFAR-10 (3, 32, 32)
 
 
 def build(name: str) -> nn.Module:
@@ -73,7 +108,8 @@ def time_train_steps(name: str, batch_size: int, steps_per_repeat: int, warmup: 
                      threads: int, seed: int = 0) -> tuple[float, int]:
     """(median seconds per train step, model parameter count) for Adam(5e-4) on random data.
 
-    A step is zero_grad, forward, cross-entropy, backward, optimizer.step. Like the JAX side,
+    A step is zero_grad, forward, loss (cross-entropy for classifiers, the reconstruction loss
+    for autoencoders), backward, optimizer.step. Like the JAX side,
     each timed repeat is `steps_per_repeat` steps (divided out); `warmup` repeats are untimed.
     """
     torch.set_num_threads(threads)
@@ -85,7 +121,8 @@ def time_train_steps(name: str, batch_size: int, steps_per_repeat: int, warmup: 
     memory_format = torch.channels_last if name in CONV_MODELS else torch.contiguous_format
     batches = []
     for _ in range(steps_per_repeat):  # pre-generated: not part of the timing
-        images = rng.integers(0, 256, (batch_size, 3, 32, 32), dtype=np.uint8)
+        shape = INPUT_SHAPES.get(name, (3, 32, 32))
+        images = rng.integers(0, 256, (batch_size, *shape), dtype=np.uint8)
         x = (torch.from_numpy(images).float() / 255.0).contiguous(memory_format=memory_format)
         y = torch.from_numpy(rng.integers(0, NUM_CLASSES, batch_size)).long()
         batches.append((x, y))
@@ -93,7 +130,7 @@ def time_train_steps(name: str, batch_size: int, steps_per_repeat: int, warmup: 
     def repeat() -> None:
         for x, y in batches:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y)
+            loss = model.loss(x) if isinstance(model, _Autoencoder) else loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
 

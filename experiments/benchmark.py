@@ -1,11 +1,13 @@
-"""Training-step speed of the chapter 2 classifiers: JAX (the real training path) vs eager PyTorch.
+"""Training-step speed, JAX (the real training path) vs eager PyTorch: the chapter 2
+classifiers on CIFAR-10 shapes and the chapter 3 MNIST autoencoder and VAE.
 
 python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
+python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
 
 Per model and batch size, in one process and one after the other: the JAX dispatch that
-training runs (`make_dispatch(classifier_train_step, ...)`: k unrolled steps that gather their
-own batches from uint8 data on device) and the same model and Adam step in eager PyTorch
-(experiments/bench_torch.py). Prints a markdown table (ratio > 1: JAX is faster) and writes
+training runs (`make_dispatch(<train step>, ...)`: k unrolled steps that gather their own
+batches from uint8 data on device) and the same model and Adam step in eager PyTorch
+(experiments/bench_torch.py). Epoch time is full batches per epoch x the median step. Prints a markdown table (ratio > 1: JAX is faster) and writes
 benchmark.json and benchmark.md to --output_dir. Compare numbers only within one run.
 """
 
@@ -13,6 +15,8 @@ from gdl_jax import runtime
 
 runtime.configure()  # XLA flags must be set before jax starts its backend
 
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -22,13 +26,14 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import Sequence  # noqa: E402
+from typing import Callable, Sequence  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
+from flax import linen as nn  # noqa: E402
 
 from gdl_jax import data as gdata  # noqa: E402
 from gdl_jax import models  # noqa: E402
@@ -38,12 +43,37 @@ from gdl_jax.train import parallel, steps  # noqa: E402
 from gdl_jax.train.loop import make_dispatch  # noqa: E402
 from gdl_jax.train.state import TrainState  # noqa: E402
 
-IMAGE_SHAPE = (32, 32, 3)  # CIFAR-10
 NUM_CLASSES = 10
 LEARNING_RATE = 5e-4
 
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """What one benchmark row trains: the model, its input, its train step, its epoch size."""
+    image_shape: tuple[int, int, int]
+    epoch_size: int
+    step_fn: Callable
+    build: Callable[[dict], nn.Module]
+
+
+def _autoencoder(task: str) -> Callable[[dict], nn.Module]:
+    """The book's MNIST AE / VAE; model_kwargs go to both encoder and decoder (e.g. subpixel)."""
+    from experiments.configs import ae_mnist
+
+    model = ae_mnist.get_config(task).model
+    return lambda kw: models.build(task, encoder={**model.encoder, **kw}, decoder={**model.decoder, **kw})
+
+
+WORKLOADS = {
+    **{name: Workload((32, 32, 3), 50_000, steps.classifier_train_step,
+                      lambda kw, name=name: models.build(name, **kw)) for name in ("mlp", "small_conv", "cnn")},
+    "autoencoder": Workload((28, 28, 1), 60_000, steps.autoencoder_train_step, _autoencoder("autoencoder")),
+    "vae": Workload((28, 28, 1), 60_000, functools.partial(steps.vae_train_step, r_loss_factor=1000.0),
+                    _autoencoder("vae")),
+}
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["mlp", "cnn"], f"Models to time, any of {sorted(models.MODELS)}.")
+flags.DEFINE_list("models", ["mlp", "cnn"], f"Models to time, any of {sorted(WORKLOADS)}.")
 flags.DEFINE_list("batch_sizes", ["32", "256"], "Batch sizes to time.")
 flags.DEFINE_integer("steps_per_dispatch", 4, "Train steps per jitted dispatch (k).")
 flags.DEFINE_integer("warmup", 3, "Untimed dispatches (torch: repeats of k steps) before timing.")
@@ -58,10 +88,12 @@ flags.DEFINE_string("output_dir", "workdirs/benchmark", "Where benchmark.json an
 JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("params", "params", "{:,}"),
                ("jax_compile_s", "JAX compile s", "{:.1f}"), ("jax_ms_per_step", "JAX ms/step", "{:.2f}"),
                ("jax_steps_per_s", "JAX steps/s", "{:.1f}"), ("jax_images_per_s", "JAX img/s", "{:,.0f}"),
+               ("jax_epoch_s", "JAX epoch s", "{:.0f}"),
                ("gflop_per_step", "GFLOP/step", "{:.3f}"), ("jax_gflop_per_s", "JAX GFLOP/s", "{:.1f}")]
 TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
                  ("torch_steps_per_s", "torch steps/s", "{:.1f}"),
                  ("torch_images_per_s", "torch img/s", "{:,.0f}"),
+                 ("torch_epoch_s", "torch epoch s", "{:.0f}"),
                  ("jax_over_torch", "JAX/torch", "{:.2f}")]
 
 
@@ -79,8 +111,8 @@ def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_d
     if not model_names:
         raise ConfigError("models must name at least one model")
     for name in model_names:
-        if name not in models.MODELS:
-            raise ConfigError(f"unknown model {name!r}; expected one of {sorted(models.MODELS)}")
+        if name not in WORKLOADS:
+            raise ConfigError(f"unknown model {name!r}; expected one of {sorted(WORKLOADS)}")
     if not batch_sizes or any(b <= 0 for b in batch_sizes):
         raise ConfigError(f"batch_sizes must be positive integers, got {list(batch_sizes)}")
     for key, value in [("steps_per_dispatch", steps_per_dispatch), ("iters", iters),
@@ -108,10 +140,11 @@ def time_jax(model_name: str, batch_size: int, k: int, warmup: int, iters: int,
     """Compile time, median seconds per step and FLOPs per step of the training dispatch."""
     mesh = parallel.make_mesh()
     parallel.check_batch_size(batch_size, mesh)
-    model = models.build(model_name, **(model_kwargs or {}))
+    workload = WORKLOADS[model_name]
+    model = workload.build(model_kwargs or {})
     rng = np.random.default_rng(seed)
     n = k * batch_size  # one epoch = one dispatch, so first_index 0 is always in range
-    host = gdata.ArrayData(rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8),
+    host = gdata.ArrayData(rng.integers(0, 256, (n, *workload.image_shape), dtype=np.uint8),
                            rng.integers(0, NUM_CLASSES, n).astype(np.int32),
                            tuple(str(c) for c in range(NUM_CLASSES)))
     data = gdata.to_device(host, mesh)
@@ -119,10 +152,10 @@ def time_jax(model_name: str, batch_size: int, k: int, warmup: int, iters: int,
     first_index = jnp.int32(0)
 
     tx = optax.adam(LEARNING_RATE)
-    sample = jnp.zeros((1, *IMAGE_SHAPE), jnp.float32)
+    sample = jnp.zeros((1, *workload.image_shape), jnp.float32)
     state = jax.jit(lambda key: TrainState.create(model, tx, key, sample),
                     out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(seed))
-    dispatch = make_dispatch(steps.classifier_train_step,
+    dispatch = make_dispatch(workload.step_fn,
                              lambda d, p, i: gdata.gather_batch(d, p, i, batch_size, mesh), k)
 
     t0 = time.perf_counter()
@@ -138,7 +171,7 @@ def time_jax(model_name: str, batch_size: int, k: int, warmup: int, iters: int,
         state, _ = jax.block_until_ready(compiled(state, data, perm, first_index))
         times.append(time.perf_counter() - t0)
     flops = _flops(compiled)
-    return {"params": summarize(model, (1, *IMAGE_SHAPE)).total, "compile_s": compile_s,
+    return {"params": summarize(model, (1, *workload.image_shape)).total, "compile_s": compile_s,
             "s_per_step": statistics.median(times) / k,
             "flops_per_step": flops / k if flops is not None else None}
 
@@ -187,6 +220,7 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                    "steps_per_dispatch": steps_per_dispatch, "jax_compile_s": j["compile_s"],
                    "jax_ms_per_step": 1e3 * j["s_per_step"], "jax_steps_per_s": 1 / j["s_per_step"],
                    "jax_images_per_s": batch_size / j["s_per_step"],
+                   "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * j["s_per_step"],
                    "gflop_per_step": flops / 1e9 if flops else None,
                    "jax_gflop_per_s": flops / 1e9 / j["s_per_step"] if flops else None}
             if torch_bench is not None:
@@ -197,6 +231,7 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                                          f"JAX model {j['params']:,}")
                 row.update(torch_ms_per_step=1e3 * s_per_step, torch_steps_per_s=1 / s_per_step,
                            torch_images_per_s=batch_size / s_per_step,
+                           torch_epoch_s=WORKLOADS[name].epoch_size // batch_size * s_per_step,
                            jax_over_torch=row["jax_steps_per_s"] * s_per_step)
             rows.append(row)
     return rows

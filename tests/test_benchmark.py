@@ -10,9 +10,10 @@ import experiments
 from experiments import benchmark
 from gdl_jax.errors import ConfigError
 
-ROW_KEYS = {"model", "model_kwargs", "batch_size", "params", "steps_per_dispatch", "jax_compile_s", "jax_ms_per_step",
-            "jax_steps_per_s", "jax_images_per_s", "gflop_per_step", "jax_gflop_per_s"}
-TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "jax_over_torch"}
+ROW_KEYS = {"model", "model_kwargs", "batch_size", "params", "steps_per_dispatch", "jax_compile_s",
+            "jax_ms_per_step", "jax_steps_per_s", "jax_images_per_s", "jax_epoch_s", "gflop_per_step",
+            "jax_gflop_per_s"}
+TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "torch_epoch_s", "jax_over_torch"}
 
 
 def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
@@ -38,7 +39,8 @@ def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
     assert "| mlp | 8 | 646,260 |" in text
 
 
-@pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554)])
+@pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554),
+                                         ("autoencoder", 200_963), ("vae", 207_237)])
 def test_torch_twins_have_the_jax_parameter_counts(name, total):
     pytest.importorskip("torch")
     from experiments import bench_torch
@@ -75,3 +77,13 @@ def test_missing_torch_is_a_note_not_a_failure(monkeypatch, capsys):
     monkeypatch.delattr(experiments, "bench_torch", raising=False)  # else `from experiments import` finds it
     assert benchmark.load_torch_bench() is None
     assert "skipping the torch columns" in capsys.readouterr().out
+
+
+def test_autoencoder_workloads_run_on_both_sides():
+    torch_bench = benchmark.load_torch_bench()
+    rows = benchmark.run_benchmark(["vae"], [8], steps_per_dispatch=1, warmup=0, iters=1,
+                                   torch_bench=torch_bench, torch_threads=1)
+    assert rows[0]["params"] == 207_237 and rows[0]["jax_epoch_s"] > 0
+    lax_rows = benchmark.run_benchmark(["autoencoder"], [8], steps_per_dispatch=1, warmup=0, iters=1,
+                                       model_kwargs={"subpixel": False})
+    assert lax_rows[0]["params"] == 200_963
