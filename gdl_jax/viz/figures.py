@@ -93,6 +93,7 @@ def image_grid(images: np.ndarray, path, ncols: int = 10, titles: Sequence[str] 
         ax.axis("off")
         if i < n:
             img = np.asarray(images[i])
+            img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0 if img.ndim == 2 else None,
                       vmax=(1 if img.dtype.kind == "f" else 255) if img.ndim == 2 else None)
             if titles:
