@@ -9,6 +9,7 @@ from gdl_jax import runtime
 
 runtime.configure()  # XLA flags must be set before jax starts its backend
 
+import logging as std_logging  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
 
@@ -29,7 +30,7 @@ flags.DEFINE_bool("distributed", False, "Join a multi-host job with jax.distribu
 
 def _quiet_orbax(record) -> bool:
     """Drops orbax's INFO chatter (dozens of lines per checkpoint); keeps its warnings."""
-    return "/orbax/" not in record.pathname or record.levelno >= logging.WARNING
+    return "/orbax/" not in record.pathname or record.levelno >= std_logging.WARNING
 
 
 def main(argv):

@@ -101,3 +101,16 @@ def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value
     with pytest.raises(ConfigError, match=message):
         train.train_and_evaluate(tiny_config, tmp_path / "wd")
     assert not (tmp_path / "wd").exists()
+
+
+def test_train_subset_is_a_seeded_random_sample_of_every_class(tiny_config):
+    from gdl_jax.train import runner
+
+    tiny_config.data.train_subset = 40
+    train, _ = runner.load_splits(tiny_config)
+    assert len(train) == 40 and len(set(train.labels.tolist())) > 5  # local copy is class-sorted
+    again, _ = runner.load_splits(tiny_config)
+    assert (again.labels == train.labels).all()
+    tiny_config.data.train_subset = 10_000
+    with pytest.raises(ConfigError, match="train_subset 10000 is larger than the 160"):
+        runner.load_splits(tiny_config)

@@ -48,13 +48,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def load_splits(config: ml_collections.ConfigDict) -> tuple[gdata.ArrayData, gdata.ArrayData]:
-    """The train split (first data.train_subset examples if set) and the test split, on the host."""
+    """The train split and the test split, on the host.
+
+    data.train_subset > 0 keeps that many training examples drawn at random (seeded by
+    config.seed), not the first ones: local copies can be ordered by class.
+    """
     args = (config.data.data_dir or None, config.data.source)
     train = gdata.load(config.data.name, "train", *args)
     test = gdata.load(config.data.name, "test", *args)
     if config.data.train_subset:
         n = config.data.train_subset
-        train = gdata.ArrayData(train.images[:n], train.labels[:n], train.class_names)
+        if n > len(train):
+            raise ConfigError(f"data.train_subset {n} is larger than the {len(train)} training examples")
+        keep = np.sort(np.random.default_rng(config.seed).choice(len(train), n, replace=False))
+        train = gdata.ArrayData(train.images[keep], train.labels[keep], train.class_names)
     return train, test
 
 
