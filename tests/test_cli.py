@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from experiments import train
-from gdl_jax import ops
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

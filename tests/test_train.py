@@ -1,7 +1,6 @@
 """The training core end to end on tiny data: learning, determinism, kill-and-resume, bad input."""
 
 import json
-import pathlib
 
 import pytest
 
