@@ -91,7 +91,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
 
 def encode(state: TrainState, model, images: np.ndarray, batch: int = 1000) -> np.ndarray:
     """Latent codes of uint8 images: z for the autoencoder, mu for the VAE."""
-    fn = jax.jit(lambda x: model.apply({"params": state.params, "batch_stats": state.batch_stats},
+    fn = jax.jit(lambda x: model.apply(state.variables(),
                                        gdata.to_float(x), method=lambda m, x: m.encoder(x, train=False)))
     out = [fn(jnp.asarray(images[i:i + batch])) for i in range(0, len(images), batch)]
     if isinstance(out[0], tuple):
@@ -100,7 +100,7 @@ def encode(state: TrainState, model, images: np.ndarray, batch: int = 1000) -> n
 
 
 def decoder_fn(state: TrainState, model) -> Callable[[np.ndarray], np.ndarray]:
-    fn = jax.jit(lambda z: model.apply({"params": state.params, "batch_stats": state.batch_stats},
+    fn = jax.jit(lambda z: model.apply(state.variables(),
                                        z, method=lambda m, z: m.decoder(z, train=False)))
     return lambda z: np.asarray(fn(jnp.asarray(z, jnp.float32)))
 

@@ -39,6 +39,10 @@ class TrainState(struct.PyTreeNode):
         return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
                             batch_stats=batch_stats, opt_state=opt_state)
 
+    def variables(self, params=None) -> dict:
+        """The model's variables for apply: `params` (default: the state's) and batch_stats."""
+        return {"params": self.params if params is None else params, "batch_stats": self.batch_stats}
+
     def step_rng(self, name: str) -> jax.Array:
         """A key for this step only: a pure function of (root rng, step, name)."""
         return jax.random.fold_in(jax.random.fold_in(self.rng, self.step), zlib.crc32(name.encode()))

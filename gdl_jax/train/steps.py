@@ -16,7 +16,7 @@ def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array])
 
     def loss_fn(params):
         logits, updates = state.apply_fn(
-            {"params": params, "batch_stats": state.batch_stats}, images, train=True,
+            state.variables(params), images, train=True,
             rngs={"dropout": state.step_rng("dropout")}, mutable=["batch_stats"])
         return losses.softmax_cross_entropy(logits, labels), (logits, updates)
 
@@ -28,7 +28,7 @@ def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array])
 def classifier_eval_step(state: TrainState, images: jax.Array, labels: jax.Array,
                          mask: jax.Array) -> dict[str, jax.Array]:
     """Sums (not means) of loss, correct predictions and count over the unmasked examples."""
-    logits = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
+    logits = state.apply_fn(state.variables(),
                             images, train=False)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     correct = jnp.argmax(logits, -1) == labels
@@ -37,13 +37,9 @@ def classifier_eval_step(state: TrainState, images: jax.Array, labels: jax.Array
 
 def classifier_predict(state: TrainState, images: jax.Array) -> jax.Array:
     """Class probabilities in inference mode."""
-    logits = state.apply_fn({"params": state.params, "batch_stats": state.batch_stats},
+    logits = state.apply_fn(state.variables(),
                             images, train=False)
     return jax.nn.softmax(logits)
-
-
-def _variables(state: TrainState, params) -> dict:
-    return {"params": params, "batch_stats": state.batch_stats}
 
 
 def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]):
@@ -51,7 +47,7 @@ def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]
     images, _ = batch
 
     def loss_fn(params):
-        x_hat, updates = state.apply_fn(_variables(state, params), images, train=True,
+        x_hat, updates = state.apply_fn(state.variables(params), images, train=True,
                                         rngs={"dropout": state.step_rng("dropout")}, mutable=["batch_stats"])
         return losses.mse_per_image(images, x_hat).mean(), updates
 
@@ -65,7 +61,7 @@ def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss
 
     def loss_fn(params):
         (x_hat, mu, log_var), updates = state.apply_fn(
-            _variables(state, params), images, train=True, mutable=["batch_stats"],
+            state.variables(params), images, train=True, mutable=["batch_stats"],
             rngs={"dropout": state.step_rng("dropout"), "latent": state.step_rng("latent")})
         terms = losses.vae_loss(images, x_hat, mu, log_var, r_loss_factor)
         return terms["loss"], (terms, updates)
@@ -77,7 +73,7 @@ def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss
 def autoencoder_eval_step(state: TrainState, images, labels, mask) -> dict[str, jax.Array]:
     """Sums over unmasked examples of the reconstruction's mean squared error."""
     del labels
-    x_hat = state.apply_fn(_variables(state, state.params), images, train=False)
+    x_hat = state.apply_fn(state.variables(), images, train=False)
     return {"mse": jnp.sum(losses.mse_per_image(images, x_hat) * mask), "count": jnp.sum(mask)}
 
 
@@ -85,7 +81,7 @@ def vae_eval_step(state: TrainState, images, labels, mask, r_loss_factor: float,
                   key: jax.Array) -> dict[str, jax.Array]:
     """Sums over unmasked examples of the loss terms with z sampled from q(z|x) (a fixed key)."""
     del labels
-    x_hat, mu, log_var = state.apply_fn(_variables(state, state.params), images, train=False,
+    x_hat, mu, log_var = state.apply_fn(state.variables(), images, train=False,
                                         rngs={"latent": key})
     mse = losses.mse_per_image(images, x_hat)
     kl = losses.kl_divergence(mu, log_var)
