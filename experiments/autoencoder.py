@@ -2,9 +2,10 @@
 
 Training logs the loss terms per step (reconstruction and KL separately for the VAE) and the
 test metrics per epoch. `analyze` writes the figures (Fig 3-2 reconstructions, Fig 3-8 / 3-14
-latent scatter with the VAE's p-value transform, Fig 3-3 / 3-9 / 3-10 decoded random points, a
-latent grid) and the numbers: test reconstruction MSE, the VAE's ELBO in nats and bits per
-dimension, and how Gaussian the encoded test set is.
+latent scatter with the VAE's p-value transform, Fig 3-3 / 3-10 decoded random points, Fig 3-9 the
+worst-formed of them, a latent grid) and the numbers: test reconstruction MSE, the VAE's ELBO in nats and bits per
+dimension, how Gaussian the encoded test set is, and how far random samples are from any real
+digit.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gdl_jax.train.state import TrainState
 from gdl_jax.viz import figures
 
 EVAL_SEED = 1234  # the fixed key for the VAE's test-set z samples
+NUM_SAMPLES = 500  # random latent points decoded and scored per analysis
 
 
 def _steps(config):
@@ -105,6 +107,35 @@ def decoder_fn(state: TrainState, model) -> Callable[[np.ndarray], np.ndarray]:
     return lambda z: np.asarray(fn(jnp.asarray(z, jnp.float32)))
 
 
+def sample_latents(rng: np.random.Generator, z: np.ndarray, variational: bool, n: int) -> np.ndarray:
+    """Random latent points as the book draws them: N(0, I) for the VAE; for the AE, whose code
+    distribution is undefined, uniform over the bounding box of the encoded test set."""
+    if variational:
+        return rng.normal(size=(n, z.shape[1]))
+    return rng.uniform(z.min(0), z.max(0), size=(n, z.shape[1]))
+
+
+def nearest_real_mse(samples: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Per sample, the mean squared pixel error to its nearest real image: a score of how poorly
+    formed a generated image is (one that looks like no real digit is far from all of them)."""
+    a = samples.reshape(len(samples), -1).astype(np.float64)
+    b = real.reshape(len(real), -1).astype(np.float64)
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    return np.maximum(sq.min(1), 0) / a.shape[1]
+
+
+def worst_separated(points: np.ndarray, scores: np.ndarray, n: int, min_distance: float) -> np.ndarray:
+    """Indices of the n highest-scoring points, each at least min_distance from those chosen
+    before it (so a figure shows n different places, not one spot n times)."""
+    chosen: list[int] = []
+    for i in np.argsort(scores)[::-1]:
+        if all(np.linalg.norm(points[i] - points[j]) >= min_distance for j in chosen):
+            chosen.append(int(i))
+        if len(chosen) == n:
+            break
+    return np.array(chosen)
+
+
 def gaussianity(z: np.ndarray) -> dict:
     """Per latent dimension: mean, std, and the Kolmogorov-Smirnov distance to N(0, 1)."""
     return {"mean": z.mean(0).tolist(), "std": z.std(0).tolist(),
@@ -125,12 +156,20 @@ def analyze(state: TrainState, model, config, test: gdata.ArrayData, workdir: pa
                        workdir / "fig_3_2_reconstructions.png", ncols=10)
     figures.latent_scatter(z, test.labels, workdir / f"fig_3_{'14' if variational else '8'}_latent_scatter.png",
                            title=f"{name}: test set in latent space", with_pvalues=variational)
+    samples = sample_latents(rng, z, variational, NUM_SAMPLES)
+    decoded = decode(samples)
+    nearest = nearest_real_mse(decoded, np.asarray(gdata.to_float(test.images)))
     if z.shape[1] == 2:
-        lo, hi = (-3.0, 3.0) if variational else (z.min(0), z.max(0))
-        points = rng.normal(size=(30, 2)) if variational else rng.uniform(lo, hi, size=(30, 2))
-        figures.image_grid(decode(points), workdir / f"fig_3_{'10' if variational else '3_9'}_random_points.png",
-                           ncols=10, titles=[f"({a:.1f}, {b:.1f})" for a, b in points])
-        lo, hi = np.broadcast_to(lo, 2), np.broadcast_to(hi, 2)
+        figures.image_grid(decoded[:30], workdir / f"fig_3_{'10' if variational else '3'}_random_points.png",
+                           ncols=10, titles=[f"({a:.1f}, {b:.1f})" for a, b in samples[:30]])
+        worst = worst_separated(samples, nearest, 3, min_distance=0.1 * np.linalg.norm(np.ptp(z, 0)))
+        figures.latent_points(z, test.labels, samples[worst], decoded[worst], workdir / "fig_3_9_poorly_formed.png",
+                              captions=[f"({a:.1f}, {b:.1f})\nnearest MSE {m:.3f}"
+                                        for (a, b), m in zip(samples[worst], nearest[worst])],
+                              title=f"{name}: the 3 worst-formed of {NUM_SAMPLES} random points")
+        lo, hi = (np.full(2, -3.0), np.full(2, 3.0)) if variational else (z.min(0), z.max(0))
         figures.latent_grid(decode, np.linspace(lo[0], hi[0], 15), np.linspace(lo[1], hi[1], 15),
                             workdir / "latent_grid.png", scatter=z[:2000])
-    return {"latent": gaussianity(z)}
+    return {"latent": gaussianity(z),
+            "samples_nearest_test_mse": {"mean": float(nearest.mean()), "median": float(np.median(nearest)),
+                                         "p90": float(np.quantile(nearest, 0.9))}}

@@ -7,8 +7,9 @@ python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
 Per model and batch size, in one process and one after the other: the JAX dispatch that
 training runs (`make_dispatch(<train step>, ...)`: k unrolled steps that gather their own
 batches from uint8 data on device) and the same model and Adam step in eager PyTorch
-(experiments/bench_torch.py). Epoch time is full batches per epoch x the median step. Prints a markdown table (ratio > 1: JAX is faster) and writes
-benchmark.json and benchmark.md to --output_dir. Compare numbers only within one run.
+(experiments/bench_torch.py). Epoch time is full batches per epoch x the median step. Prints a
+markdown table (ratio > 1: JAX is faster) and writes benchmark.json and benchmark.md to
+--output_dir. Compare numbers only within one run.
 """
 
 from gdl_jax import runtime

@@ -1,18 +1,17 @@
 """The chapter 3 trainers end to end on tiny MNIST-format data."""
 
 import json
-
 import pathlib
 
 import numpy as np
 import pytest
 
-from experiments import train
+from experiments import autoencoder, train
 from experiments.configs import ae_mnist, vae_mnist
 from gdl_jax.errors import ConfigError
+from gdl_jax.train.metrics import read_jsonl
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-from gdl_jax.train.metrics import read_jsonl
 
 
 def _tiny(config, mnist_dir):
@@ -40,7 +39,8 @@ def test_tiny_run_lowers_the_loss_and_writes_the_analysis(mnist_dir, tmp_path, m
     if config.task == "vae":
         assert {"reconstruction", "kl"} <= set(steps[0])   # loss terms logged separately
         assert np.isfinite(results["test_elbo_nats"]) and results["test_kl"] > 0
-    for name in (figure, "fig_3_2_reconstructions.png", "latent_grid.png", "curves.png"):
+    assert 0 < results["samples_nearest_test_mse"]["median"] <= results["samples_nearest_test_mse"]["p90"] < 1
+    for name in (figure, "fig_3_2_reconstructions.png", "fig_3_9_poorly_formed.png", "latent_grid.png", "curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "results.json").read_text()) == results
 
@@ -82,3 +82,29 @@ def test_analysis_binary_restores_the_latest_checkpoint(mnist_dir, tmp_path):
                           cwd=ROOT)
     assert empty.returncode != 0 and "Traceback" not in empty.stderr
     assert empty.stderr.strip().splitlines()[-1].startswith("error: no checkpoint in")
+
+
+def test_nearest_real_mse_scores_the_nearest_image():
+    real = np.random.default_rng(0).uniform(size=(50, 4, 4, 1))
+    samples = np.stack([real[7], real[3] + 0.1, np.full((4, 4, 1), 0.5)])
+    scores = autoencoder.nearest_real_mse(samples, real)
+    brute = [min(np.mean((s - r) ** 2) for r in real) for s in samples]
+    np.testing.assert_allclose(scores, brute, atol=1e-12)
+    assert scores[0] < 1e-12 and abs(scores[1] - 0.01) < 1e-12
+
+
+def test_latent_samples_follow_each_models_sampler():
+    rng = np.random.default_rng(0)
+    z = np.array([[-4.0, 1.0], [2.0, 5.0], [0.0, 3.0]])
+    ae = autoencoder.sample_latents(rng, z, variational=False, n=2000)
+    assert (ae.min(0) >= z.min(0)).all() and (ae.max(0) <= z.max(0)).all()
+    vae = autoencoder.sample_latents(rng, z, variational=True, n=20000)
+    np.testing.assert_allclose(vae.mean(0), 0, atol=0.03)
+    np.testing.assert_allclose(vae.std(0), 1, atol=0.03)
+
+
+def test_worst_separated_skips_near_duplicates():
+    points = np.array([[0.0, 0.0], [0.05, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    scores = np.array([4.0, 3.0, 2.0, 1.0])
+    assert autoencoder.worst_separated(points, scores, 2, min_distance=1.0).tolist() == [0, 2]
+    assert autoencoder.worst_separated(points, scores, 3, min_distance=0.01).tolist() == [0, 1, 2]

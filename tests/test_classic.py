@@ -3,12 +3,11 @@
 import collections
 import csv
 import math
+import pathlib
 import subprocess
 import sys
 
 import jax
-import pathlib
-
 import numpy as np
 import pytest
 

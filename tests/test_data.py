@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA, write_idx
+
 from gdl_jax import data as gdata
 from gdl_jax.errors import ConfigError, DataError
 from gdl_jax.train import parallel

@@ -163,3 +163,30 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray, path, title: str = "",
         ax.set_title(title)
     fig.colorbar(sc, ax=axes[0].tolist())
     return _save(fig, path)
+
+
+def latent_points(z: np.ndarray, labels: np.ndarray, points: np.ndarray, images: np.ndarray, path,
+                  captions: Sequence[str] = (), title: str = "") -> pathlib.Path:
+    """Marked latent points over the data's 2-D codes, with the image each decodes to (Fig 3-9).
+
+    z: (N, 2) codes coloured by labels; points: (P, 2), images: (P, H, W[, C]) in [0, 1].
+    """
+    n = len(points)
+    fig = plt.figure(figsize=(7 + 2.2 * n, 6))
+    grid = fig.add_gridspec(1, 2, width_ratios=(7, 2.2 * n))
+    ax = fig.add_subplot(grid[0])
+    ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=2, alpha=0.4)
+    ax.scatter(points[:, 0], points[:, 1], marker="x", s=80, c="black")
+    for i, (px, py) in enumerate(points):
+        ax.annotate(chr(ord("A") + i), (px, py), textcoords="offset points", xytext=(6, 6), fontsize=14)
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title(title)
+    panels = grid[1].subgridspec(1, n)
+    for i, img in enumerate(np.asarray(images)):
+        iax = fig.add_subplot(panels[i])
+        img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+        iax.imshow(img, cmap="gray", vmin=0, vmax=1)
+        iax.axis("off")
+        iax.set_title(chr(ord("A") + i) + (f"\n{captions[i]}" if i < len(captions) else ""), fontsize=9)
+    return _save(fig, path)
