@@ -1,4 +1,4 @@
-"""The sub-pixel backward pass of strided convolutions equals lax's, value and gradients."""
+"""The sub-pixel strided convolution and transposed convolution equal lax's, value and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -47,3 +47,51 @@ def test_cnn_train_gradients_do_not_depend_on_the_backward_form():
 
     for a, b in zip(jax.tree.leaves(grads(fast)), jax.tree.leaves(grads(plain))):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", [
+    (7, 3, 2, "SAME"), (14, 3, 2, "SAME"), (8, 4, 2, "SAME"), (5, 5, 2, "SAME"),
+    (6, 1, 2, "SAME"),    # a phase no kernel tap reaches: zeros
+    (4, 2, 3, "VALID"),   # stride 3 with gaps
+    (7, 3, 1, "SAME"),
+])
+def test_conv_transpose_matches_lax_in_value_and_gradients(size, kernel, stride, padding):
+    """conv_transpose(y, w) is the input-transpose of conv(., w): lax.conv_transpose with
+    transpose_kernel=True, and its custom gradients match lax's autodiff."""
+    cin, cout = 3, 4
+    out_hw = (size * stride, size * stride) if padding == "SAME" else ((size - 1) * stride + kernel,) * 2
+    pads = tuple(map(tuple, lax.padtype_to_pads(out_hw, (kernel, kernel), (stride, stride), padding)))
+    y = jax.random.normal(jax.random.key(0), (2, size, size, cout))
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, cin, cout))
+
+    def want_fn(y, w):   # the transpose of the forward conv, by lax's own linear transpose
+        return jax.linear_transpose(lambda x: lax.conv_general_dilated(x, w, (stride, stride), pads,
+                                                                     dimension_numbers=DIMS),
+                                    jnp.zeros((2, *out_hw, cin)))(y)[0]
+
+    got_fn = lambda y, w: conv.conv_transpose(y, w, (stride, stride), pads, out_hw)
+    np.testing.assert_allclose(got_fn(y, w), want_fn(y, w), rtol=1e-4, atol=1e-4)
+    loss = lambda fn: lambda y, w: jnp.sum(jnp.sin(fn(y, w)))
+    got = jax.grad(loss(got_fn), (0, 1))(y, w)
+    want = jax.grad(loss(want_fn), (0, 1))(y, w)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_second_order_gradients_match_lax():
+    """A gradient penalty differentiates the input gradient again (WGAN-GP): both custom
+    rules must be differentiable and agree with lax."""
+    x = jax.random.normal(jax.random.key(0), (2, 12, 12, 3))
+    w1 = jax.random.normal(jax.random.key(1), (3, 3, 3, 8)) * 0.3
+    w2 = jax.random.normal(jax.random.key(2), (3, 3, 8, 4)) * 0.3
+
+    def penalty(fn):
+        def critic(x, w1, w2):
+            h = jnp.tanh(fn(x, w1, (2, 2), "SAME", dimension_numbers=DIMS))
+            return jnp.sum(fn(h, w2, (2, 2), "SAME", dimension_numbers=DIMS) ** 2)
+        return lambda w1, w2: jnp.sum(jax.grad(critic)(x, w1, w2) ** 2)
+
+    got = jax.grad(penalty(conv.conv_general_dilated), (0, 1))(w1, w2)
+    want = jax.grad(penalty(lax.conv_general_dilated), (0, 1))(w1, w2)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)

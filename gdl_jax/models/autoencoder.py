@@ -23,9 +23,9 @@ class ConvTranspose(nn.Module):
     """Keras' Conv2DTranspose(padding='same'): the transpose of a 'same' conv, output = input x stride.
 
     The kernel has nn.ConvTranspose(transpose_kernel=True)'s shape and meaning,
-    (kh, kw, features, in_features), so the parameter counts are Keras'. With `subpixel`, the
-    strided case runs as a stride-1 conv plus depth-to-space (fast on XLA:CPU); otherwise as
-    lax.conv_transpose. Both give the same numbers.
+    (kh, kw, features, in_features), so the parameter counts are Keras'. With `subpixel`, it runs
+    as `conv.conv_transpose` (stride-1 phase convs forward, a strided conv backward: fast on
+    XLA:CPU); otherwise as lax.conv_transpose. Both give the same numbers.
     """
     features: int
     kernel_size: tuple[int, int] = (3, 3)
@@ -39,7 +39,7 @@ class ConvTranspose(nn.Module):
         out_hw = (x.shape[1] * self.strides[0], x.shape[2] * self.strides[1])
         if self.subpixel:
             pads = lax.padtype_to_pads(out_hw, self.kernel_size, self.strides, "SAME")
-            y = conv.conv_transpose_subpixel(x, kernel, self.strides, tuple(map(tuple, pads)), out_hw)
+            y = conv.conv_transpose(x, kernel, self.strides, tuple(map(tuple, pads)), out_hw)
         else:
             y = lax.conv_transpose(x, kernel, self.strides, "SAME",
                                    dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)

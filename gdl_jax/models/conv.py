@@ -1,10 +1,18 @@
-"""Strided convolutions whose transposed direction runs as a sub-pixel (stride-1) convolution.
+"""Strided convolutions and their transposes, computed as stride-1 sub-pixel convolutions.
 
 XLA:CPU computes a stride-s transposed convolution (the input gradient of a strided conv, and
 a ConvTranspose layer's forward pass) as a convolution over a zero-dilated input: a slow path
-(../shared/PERF_NOTES.md). The same result is a stride-1 convolution of the un-dilated input
-with s*s phase kernels gathered from the weights, followed by depth-to-space. Parameters and
-results are those of the plain convolution; only the backward computation changes.
+(../shared/PERF_NOTES.md). The same result is s*s stride-1 convolutions of the un-dilated input,
+one per output phase (sub-pixel position) with only the kernel taps that reach it, interleaved
+(depth-to-space). The two public functions pair up so that every direction runs fast:
+
+- `conv_general_dilated`: a strided conv (lax's forward and weight gradient); its input gradient
+  is `conv_transpose`.
+- `conv_transpose`: the phase convolutions forward; its input gradient is the strided conv and
+  its weight gradient lax's strided weight gradient.
+
+Both are differentiable again (reverse over reverse, as a gradient penalty needs). Parameters and
+results are those of lax's ops; only the computation changes.
 """
 
 from __future__ import annotations
@@ -17,59 +25,91 @@ import numpy as np
 from jax import lax
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
+Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _phase_taps(kernel: int, stride: int, pad_lo: int) -> tuple[int, np.ndarray]:
-    """For one spatial axis of a strided conv y[i] = sum_t x[s*i + t - p] w[t]:
-    the transposed op is dx[s*m + a] = sum_j dy[m + d0 + j] * w[taps[j, a]].
-
-    Returns (d0, taps) with taps[j, a] = -1 where no weight contributes (a zero tap).
-    """
-    pairs = [(a, t, (a + pad_lo - t) // stride) for a in range(stride) for t in range(kernel)
-             if (a + pad_lo - t) % stride == 0]
-    d0 = min(d for *_, d in pairs)
-    taps = -np.ones((max(d for *_, d in pairs) - d0 + 1, stride), np.int32)
-    for a, t, d in pairs:
-        taps[d - d0, a] = t
-    return d0, taps
+def _phase_taps(kernel: int, stride: int, pad_lo: int) -> list[tuple[int, list[int]]]:
+    """For one spatial axis of a strided conv y[i] = sum_t x[s*i + t - p] w[t]: the transposed
+    op is dx[s*m + a] = sum_j dy[m + d_a + j] * w[taps_a[j]]. Returns (d_a, taps_a) per phase a;
+    taps_a is empty where no kernel tap reaches phase a."""
+    phases = []
+    for a in range(stride):
+        pairs = sorted(((a + pad_lo - t) // stride, t) for t in range(kernel) if (a + pad_lo - t) % stride == 0)
+        phases.append((pairs[0][0] if pairs else 0, [t for _, t in pairs]))
+    return phases
 
 
-def conv_transpose_subpixel(dy: jax.Array, w: jax.Array, strides: tuple[int, int],
-                            pads: tuple[tuple[int, int], ...], out_hw: tuple[int, int]) -> jax.Array:
+def _phase_convs(dy: jax.Array, w: jax.Array, strides: tuple[int, int], pads: Pads,
+                 out_hw: tuple[int, int]) -> jax.Array:
     """The transpose (w.r.t. its input) of conv(x, w, strides, pads) applied to dy, with x of
-    spatial size out_hw. dy: NHWC with w.shape[3] channels; w: HWIO. Returns NHWC, w.shape[2] channels.
-    """
-    (kh, kw, cin, cout), (sh, sw) = w.shape, strides
-    (dh, th), (dw, tw) = (_phase_taps(kh, sh, pads[0][0]), _phase_taps(kw, sw, pads[1][0]))
-    mh, mw = -(-out_hw[0] // sh), -(-out_hw[1] // sw)   # phase grid size
-    wp = jnp.pad(w, ((0, 1), (0, 1), (0, 0), (0, 0)))   # index -1 -> the zero tap
-    k = wp[th[:, None, :, None], tw[None, :, None, :]]  # (Lh, Lw, sh, sw, cin, cout)
-    lh, lw = th.shape[0], tw.shape[0]
-    k = k.transpose(0, 1, 5, 2, 3, 4).reshape(lh, lw, cout, sh * sw * cin)
-    pad = ((0, 0), (-dh, mh + dh + lh - 1 - dy.shape[1]), (-dw, mw + dw + lw - 1 - dy.shape[2]), (0, 0))
-    dy = lax.pad(dy, jnp.zeros((), dy.dtype), [(lo, hi, 0) for lo, hi in pad])
-    out = lax.conv_general_dilated(dy, k, (1, 1), "VALID", dimension_numbers=_DIMS)
-    n = out.shape[0]
-    out = out.reshape(n, mh, mw, sh, sw, cin).transpose(0, 1, 3, 2, 4, 5)
-    return out.reshape(n, mh * sh, mw * sw, cin)[:, :out_hw[0], :out_hw[1]]
+    spatial size out_hw: one stride-1 VALID conv per output phase, then depth-to-space."""
+    (kh, kw, cin, _), (sh, sw) = w.shape, strides
+    mh, mw = -(-out_hw[0] // sh), -(-out_hw[1] // sw)   # the phase grid
+    n = dy.shape[0]
+    rows = []
+    for d_a, taps_a in _phase_taps(kh, sh, pads[0][0]):
+        cols = []
+        for d_b, taps_b in _phase_taps(kw, sw, pads[1][0]):
+            if not taps_a or not taps_b:
+                cols.append(jnp.zeros((n, mh, mw, cin), dy.dtype))
+                continue
+            # out[m] = sum_j dy[m + d + j] w[taps[j]]: pad dy so that a VALID conv starts at m + d
+            k = w[np.array(taps_a)][:, np.array(taps_b)].transpose(0, 1, 3, 2)
+            pad = [(0, 0, 0), (-d_a, mh + d_a + len(taps_a) - 1 - dy.shape[1], 0),
+                   (-d_b, mw + d_b + len(taps_b) - 1 - dy.shape[2], 0), (0, 0, 0)]
+            x = lax.pad(dy, jnp.zeros((), dy.dtype), pad)
+            cols.append(lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=_DIMS))
+        rows.append(jnp.stack(cols, 3))                   # (n, mh, mw, sw, cin)
+    out = jnp.stack(rows, 2).reshape(n, mh * sh, mw * sw, cin)  # (n, mh, sh, mw, sw, cin) interleaved
+    return out[:, :out_hw[0], :out_hw[1]]
+
+
+def _conv(x, w, strides, pads):
+    return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_DIMS)
+
+
+def _weight_grad(x, w, strides, pads, dy):
+    """d/dw of <dy, conv(x, w)>: lax's weight-gradient convolution."""
+    return jax.vjp(lambda w: _conv(x, w, strides, pads), w)[1](dy)[0]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _strided_conv(x, w, strides, pads):
-    return lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_DIMS)
+    return _conv(x, w, strides, pads)
 
 
-def _fwd(x, w, strides, pads):
+def _strided_conv_fwd(x, w, strides, pads):
     return _strided_conv(x, w, strides, pads), (x, w)
 
 
-def _bwd(strides, pads, res, dy):
+def _strided_conv_bwd(strides, pads, res, dy):
     x, w = res
-    _, w_vjp = jax.vjp(lambda w: lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_DIMS), w)
-    return conv_transpose_subpixel(dy, w, strides, pads, x.shape[1:3]), w_vjp(dy)[0]
+    return conv_transpose(dy, w, strides, pads, x.shape[1:3]), _weight_grad(x, w, strides, pads, dy)
 
 
-_strided_conv.defvjp(_fwd, _bwd)
+_strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def conv_transpose(y: jax.Array, w: jax.Array, strides: tuple[int, int], pads: Pads,
+                   out_hw: tuple[int, int]) -> jax.Array:
+    """The transpose (w.r.t. its input) of conv(x, w, strides, pads) applied to y, with x of
+    spatial size out_hw. y: NHWC with w.shape[3] channels; w: HWIO of that conv. Returns NHWC
+    with w.shape[2] channels: Keras' Conv2DTranspose, and a strided conv's input gradient."""
+    return _phase_convs(y, w, strides, pads, out_hw)
+
+
+def _conv_transpose_fwd(y, w, strides, pads, out_hw):
+    return conv_transpose(y, w, strides, pads, out_hw), (y, w)
+
+
+def _conv_transpose_bwd(strides, pads, out_hw, res, g):
+    # out = C_w^T y with C_w = conv(., w): dy = C_w g, and d/dw <g, C_w^T y> = d/dw <C_w g, y>.
+    y, w = res
+    return _strided_conv(g, w, strides, pads), _weight_grad(g, w, strides, pads, y)
+
+
+conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
