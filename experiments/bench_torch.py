@@ -1,4 +1,5 @@
-"""The chapter 2 classifiers and their train step in idiomatic eager PyTorch, for the benchmark.
+"""The chapter 2 classifiers, the chapter 3 autoencoder / VAE and their train step in idiomatic
+eager PyTorch, for the benchmark.
 
 Only experiments/benchmark.py imports this module (torch is the optional `bench` extra; the
 library never imports it). The architectures mirror gdl_jax/models/classifiers.py layer for
@@ -10,8 +11,7 @@ SAME pads (0, 1): same output shapes and FLOPs, so the same work to time.
 
 from __future__ import annotations
 
-import statistics
-import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -104,13 +104,13 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters()) + buffers
 
 
-def time_train_steps(name: str, batch_size: int, steps_per_repeat: int, warmup: int, iters: int,
-                     threads: int, seed: int = 0) -> tuple[float, int]:
-    """(median seconds per train step, model parameter count) for Adam(5e-4) on random data.
+def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threads: int,
+                        seed: int = 0) -> tuple[Callable[[], None], int]:
+    """(repeat, model parameter count): `repeat` runs `steps_per_repeat` train steps of Adam(5e-4)
+    on pre-generated random batches.
 
     A step is zero_grad, forward, loss (cross-entropy for classifiers, the reconstruction loss
-    for autoencoders), backward, optimizer.step. Like the JAX side,
-    each timed repeat is `steps_per_repeat` steps (divided out); `warmup` repeats are untimed.
+    for autoencoders), backward, optimizer.step, as in the JAX dispatch of k steps.
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -134,11 +134,4 @@ def time_train_steps(name: str, batch_size: int, steps_per_repeat: int, warmup: 
             loss.backward()
             optimizer.step()
 
-    for _ in range(warmup):
-        repeat()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        repeat()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / steps_per_repeat, param_count(model)
+    return repeat, param_count(model)

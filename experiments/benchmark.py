@@ -4,12 +4,12 @@ classifiers on CIFAR-10 shapes and the chapter 3 MNIST autoencoder and VAE.
 python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
 python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
 
-Per model and batch size, in one process and one after the other: the JAX dispatch that
-training runs (`make_dispatch(<train step>, ...)`: k unrolled steps that gather their own
-batches from uint8 data on device) and the same model and Adam step in eager PyTorch
-(experiments/bench_torch.py). Epoch time is full batches per epoch x the median step. Prints a
-markdown table (ratio > 1: JAX is faster) and writes benchmark.json and benchmark.md to
---output_dir. Compare numbers only within one run.
+Per model and batch size, in one process, timed in turn (JAX, torch, JAX, torch, ...) so that both
+see the same load on a shared machine: the JAX dispatch that training runs (`make_dispatch(<train
+step>, ...)`: k unrolled steps that gather their own batches from uint8 data on device) and the same
+model and Adam step in eager PyTorch (experiments/bench_torch.py). Epoch time is full batches per
+epoch x the median step. Prints a markdown table (ratio > 1: JAX is faster) and writes
+benchmark.json and benchmark.md to --output_dir. Compare numbers only within one run.
 """
 
 from gdl_jax import runtime
@@ -136,9 +136,10 @@ def _flops(compiled) -> float | None:
     return float(flops) if flops and flops > 0 else None
 
 
-def time_jax(model_name: str, batch_size: int, k: int, warmup: int, iters: int,
-             model_kwargs: dict | None = None, seed: int = 0) -> dict:
-    """Compile time, median seconds per step and FLOPs per step of the training dispatch."""
+def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | None = None,
+                seed: int = 0) -> dict:
+    """Compiles the training dispatch. Returns its params, compile seconds, FLOPs per step, and
+    `repeat`: runs one dispatch (k steps) to completion."""
     mesh = parallel.make_mesh()
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
@@ -163,18 +164,28 @@ def time_jax(model_name: str, batch_size: int, k: int, warmup: int, iters: int,
     compiled = dispatch.lower(state, data, perm, first_index).compile()
     compile_s = time.perf_counter() - t0
 
-    for _ in range(warmup):
-        state, _ = compiled(state, data, perm, first_index)  # state is donated: always rebind
-    jax.block_until_ready(state)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
+    def repeat() -> None:
+        nonlocal state  # donated by each call: always rebind
         state, _ = jax.block_until_ready(compiled(state, data, perm, first_index))
-        times.append(time.perf_counter() - t0)
+
     flops = _flops(compiled)
     return {"params": summarize(model, (1, *workload.image_shape)).total, "compile_s": compile_s,
-            "s_per_step": statistics.median(times) / k,
-            "flops_per_step": flops / k if flops is not None else None}
+            "flops_per_step": flops / k if flops is not None else None, "repeat": repeat}
+
+
+def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: int) -> list[float]:
+    """Median seconds per call of each function, timed in turn (a, b, a, b, ...) so that all of
+    them see the same load on a shared machine."""
+    for _ in range(warmup):
+        for fn in repeats:
+            fn()
+    times: list[list[float]] = [[] for _ in repeats]
+    for _ in range(iters):
+        for fn, ts in zip(repeats, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def load_torch_bench() -> ModuleType | None:
@@ -207,33 +218,39 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                   torch_threads: int = 1, model_kwargs: dict | None = None) -> list[dict]:
     """One row per (model, batch size): JAX timings, and torch's and the ratio when torch_bench.
 
-    Throughputs are per second of median step time; FLOPs are XLA's count for the compiled
-    dispatch (per device program) divided by its k steps.
+    JAX and torch repeats alternate (`time_interleaved`). Throughputs are per second of median
+    step time; FLOPs are XLA's count for the compiled dispatch (per device program) divided by
+    its k steps.
     """
     validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads)
     rows = []
     for name in model_names:
         for batch_size in batch_sizes:
-            j = time_jax(name, batch_size, steps_per_dispatch, warmup, iters, model_kwargs)
-            flops = j["flops_per_step"]
-            row = {"model": name, "model_kwargs": model_kwargs or {}, "batch_size": batch_size,
-                   "params": j["params"],
-                   "steps_per_dispatch": steps_per_dispatch, "jax_compile_s": j["compile_s"],
-                   "jax_ms_per_step": 1e3 * j["s_per_step"], "jax_steps_per_s": 1 / j["s_per_step"],
-                   "jax_images_per_s": batch_size / j["s_per_step"],
-                   "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * j["s_per_step"],
-                   "gflop_per_step": flops / 1e9 if flops else None,
-                   "jax_gflop_per_s": flops / 1e9 / j["s_per_step"] if flops else None}
+            j = prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs)
+            repeats = [j["repeat"]]
             if torch_bench is not None:
-                s_per_step, torch_params = torch_bench.time_train_steps(
-                    name, batch_size, steps_per_dispatch, warmup, iters, torch_threads)
+                torch_repeat, torch_params = torch_bench.prepare_train_steps(
+                    name, batch_size, steps_per_dispatch, torch_threads)
                 if torch_params != j["params"]:
                     raise AssertionError(f"{name}: torch model has {torch_params:,} parameters, "
                                          f"JAX model {j['params']:,}")
-                row.update(torch_ms_per_step=1e3 * s_per_step, torch_steps_per_s=1 / s_per_step,
-                           torch_images_per_s=batch_size / s_per_step,
-                           torch_epoch_s=WORKLOADS[name].epoch_size // batch_size * s_per_step,
-                           jax_over_torch=row["jax_steps_per_s"] * s_per_step)
+                repeats.append(torch_repeat)
+            per_step = [t / steps_per_dispatch for t in time_interleaved(repeats, warmup, iters)]
+            s_per_step, flops = per_step[0], j["flops_per_step"]
+            row = {"model": name, "model_kwargs": model_kwargs or {}, "batch_size": batch_size,
+                   "params": j["params"],
+                   "steps_per_dispatch": steps_per_dispatch, "jax_compile_s": j["compile_s"],
+                   "jax_ms_per_step": 1e3 * s_per_step, "jax_steps_per_s": 1 / s_per_step,
+                   "jax_images_per_s": batch_size / s_per_step,
+                   "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * s_per_step,
+                   "gflop_per_step": flops / 1e9 if flops else None,
+                   "jax_gflop_per_s": flops / 1e9 / s_per_step if flops else None}
+            if torch_bench is not None:
+                t = per_step[1]
+                row.update(torch_ms_per_step=1e3 * t, torch_steps_per_s=1 / t,
+                           torch_images_per_s=batch_size / t,
+                           torch_epoch_s=WORKLOADS[name].epoch_size // batch_size * t,
+                           jax_over_torch=t / s_per_step)
             rows.append(row)
     return rows
 
