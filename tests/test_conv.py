@@ -1,4 +1,5 @@
-"""The sub-pixel strided convolution and transposed convolution equal lax's, value and gradients."""
+"""The sub-pixel and im2col forms of convolutions and transposed convolutions equal lax's, value
+and gradients (first and second order)."""
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,9 @@ DIMS = ("NHWC", "HWIO", "NHWC")
     (12, 3, 3, "SAME", 2, 2),     # stride 3
     (8, 3, 1, "SAME", 2, 3),      # stride 1: lax's own path
 ])
-def test_gradients_match_lax(size, kernel, stride, padding, cin, cout):
+@pytest.mark.parametrize("thin_patch", [0, 10**6])   # the phase path / the im2col path
+def test_gradients_match_lax(size, kernel, stride, padding, cin, cout, thin_patch, monkeypatch):
+    monkeypatch.setattr(conv, "THIN_PATCH", thin_patch)
     x = jax.random.normal(jax.random.key(0), (2, size, size, cin))
     w = jax.random.normal(jax.random.key(1), (kernel, kernel, cin, cout))
     loss = lambda fn: lambda x, w: jnp.sum(jnp.sin(fn(x, w, (stride, stride), padding, dimension_numbers=DIMS)))
@@ -55,9 +58,11 @@ def test_cnn_train_gradients_do_not_depend_on_the_backward_form():
     (4, 2, 3, "VALID"),   # stride 3 with gaps
     (7, 3, 1, "SAME"),
 ])
-def test_conv_transpose_matches_lax_in_value_and_gradients(size, kernel, stride, padding):
+@pytest.mark.parametrize("thin_patch", [0, 10**6])
+def test_conv_transpose_matches_lax_in_value_and_gradients(size, kernel, stride, padding, thin_patch, monkeypatch):
     """conv_transpose(y, w) is the input-transpose of conv(., w): lax.conv_transpose with
     transpose_kernel=True, and its custom gradients match lax's autodiff."""
+    monkeypatch.setattr(conv, "THIN_PATCH", thin_patch)
     cin, cout = 3, 4
     out_hw = (size * stride, size * stride) if padding == "SAME" else ((size - 1) * stride + kernel,) * 2
     pads = tuple(map(tuple, lax.padtype_to_pads(out_hw, (kernel, kernel), (stride, stride), padding)))
@@ -78,9 +83,11 @@ def test_conv_transpose_matches_lax_in_value_and_gradients(size, kernel, stride,
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_second_order_gradients_match_lax():
-    """A gradient penalty differentiates the input gradient again (WGAN-GP): both custom
+@pytest.mark.parametrize("thin_patch", [0, 10**6])
+def test_second_order_gradients_match_lax(thin_patch, monkeypatch):
+    """A gradient penalty differentiates the input gradient again (WGAN-GP): the custom
     rules must be differentiable and agree with lax."""
+    monkeypatch.setattr(conv, "THIN_PATCH", thin_patch)
     x = jax.random.normal(jax.random.key(0), (2, 12, 12, 3))
     w1 = jax.random.normal(jax.random.key(1), (3, 3, 3, 8)) * 0.3
     w2 = jax.random.normal(jax.random.key(2), (3, 3, 8, 4)) * 0.3

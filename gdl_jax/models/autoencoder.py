@@ -65,7 +65,7 @@ class Encoder(nn.Module):
     use_batch_norm: bool = False
     dropout: float = 0.0
     variational: bool = False
-    subpixel: bool = True  # strided convs' input gradient as a sub-pixel conv (faster on CPU)
+    subpixel: bool = True  # convs via gdl_jax.models.conv (sub-pixel backward, thin im2col): faster on CPU
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False):

@@ -55,7 +55,7 @@ class CNN(nn.Module):
     num_classes: int = 10
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
-    subpixel_backward: bool = True  # strided convs' input gradient as a sub-pixel conv (faster on CPU)
+    subpixel_backward: bool = True  # convs via gdl_jax.models.conv (sub-pixel backward, thin im2col): faster on CPU
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
