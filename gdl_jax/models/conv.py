@@ -1,4 +1,4 @@
-"""Strided convolutions and their transposes, computed as stride-1 sub-pixel convolutions.
+"""Convolutions and their transposes in forms that run fast on XLA:CPU: sub-pixel and im2col.
 
 XLA:CPU computes a stride-s transposed convolution (the input gradient of a strided conv, and
 a ConvTranspose layer's forward pass) as a convolution over a zero-dilated input: a slow path
