@@ -1,6 +1,9 @@
-"""Re-runs the chapter 3 analysis (figures and latent statistics) from a trained workdir's latest checkpoint.
+"""Re-runs the chapter 3 analysis (figures, latent statistics, latents.npz) from a trained
+workdir's latest checkpoint, e.g. with other attributes for Fig 3-21 or another morphing pair:
 
 python -m experiments.analyze_autoencoder --config=experiments/configs/vae_mnist.py --workdir=workdirs/vae_mnist
+python -m experiments.analyze_autoencoder --config=experiments/configs/vae_faces_offline.py \
+    --workdir=workdirs/vae_faces_offline --config.analysis.attributes=Bald,Wearing_Hat --config.analysis.morph_pair=3,7
 """
 
 from gdl_jax import runtime
@@ -16,6 +19,7 @@ from ml_collections import config_flags  # noqa: E402
 from experiments import autoencoder  # noqa: E402
 from experiments.outputs import run_or_exit  # noqa: E402
 from gdl_jax import models  # noqa: E402
+from gdl_jax.api import TrainedModel  # noqa: E402
 from gdl_jax.train import parallel, runner  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -26,11 +30,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def run() -> None:
     config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
-    mesh = parallel.make_mesh()
+    autoencoder.validate(config)
     model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
-    _, test = runner.load_splits(config)
-    state = runner.restore(config, workdir, model, test.images.shape[1:], mesh)
-    print(json.dumps(autoencoder.analyze(state, model, config, test, workdir), indent=2))
+    train, test, test_attributes = autoencoder.load_data(config)
+    shape = runner.image_shape(config)
+    state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
+    trained = TrainedModel(config, model, state.variables(), shape)
+    print(json.dumps(autoencoder.analyze(trained, config, train, test, test_attributes, workdir), indent=2))
 
 
 def main(argv):

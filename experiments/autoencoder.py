@@ -1,18 +1,23 @@
-"""Chapter 3: train and analyse the MNIST autoencoder and VAE (book 3.1-3.3).
+"""Chapter 3: train and analyse the autoencoder and VAE, on MNIST digits (book 3.1-3.3) and on
+CelebA faces (book 3.4-3.7).
 
 Training logs the loss terms per step (reconstruction and KL separately for the VAE) and the
-test metrics per epoch. `analyze` writes the figures (Fig 3-2 reconstructions, Fig 3-8 / 3-14
-latent scatter with the VAE's p-value transform, Fig 3-3 / 3-10 decoded random points, Fig 3-9 the
-worst-formed of them, a latent grid) and the numbers: test reconstruction MSE, the VAE's ELBO in nats and bits per
-dimension, how Gaussian the encoded test set is, and how far random samples are from any real
-digit.
+held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the host
+(`StreamFeeder`). `analyze` writes the figures and numbers:
+- digits: Fig 3-2 reconstructions, Fig 3-8 / 3-14 latent scatter (the VAE's with its p-value
+  transform), Fig 3-3 / 3-10 decoded random points, Fig 3-9 the worst-formed of them, a latent grid;
+- faces: Fig 3-18 reconstructions, Fig 3-19 histograms of the first 50 latent dimensions, Fig 3-20
+  new faces, Fig 3-21 attribute vectors added with alphas -3..3, Fig 3-22 morphing;
+- both: held-out MSE, the VAE's ELBO in nats and bits per dimension, how Gaussian the held-out
+  codes are, and `latents.npz` (the codes' bounding box; the faces' 40 attribute vectors), which
+  `gdl_jax.load` reads.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
+import os
 import pathlib
 from typing import Callable, Sequence
 
@@ -20,17 +25,21 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from scipy import stats
 
 from gdl_jax import data as gdata
+from gdl_jax import eval as geval
 from gdl_jax import models
+from gdl_jax.api import LATENTS_FILE, TrainedModel
+from gdl_jax.data.celeba import attribute_index, open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.train import parallel, runner, steps
 from gdl_jax.train.state import TrainState
 from gdl_jax.viz import figures
 
-EVAL_SEED = 1234  # the fixed key for the VAE's test-set z samples
-NUM_SAMPLES = 500  # random latent points decoded and scored per analysis
+EVAL_SEED = 1234  # the fixed key for the VAE's held-out z samples
+NUM_SAMPLES = 500  # random latent points decoded and scored per digits analysis
+ALPHAS = (-3, -2, -1, 0, 1, 2, 3)  # Fig 3-21
+NUM_HISTOGRAM_DIMS = 50  # Fig 3-19
 
 
 def _steps(config):
@@ -41,114 +50,118 @@ def _steps(config):
     return steps.autoencoder_train_step, steps.autoencoder_eval_step
 
 
-def test_metrics(sums: dict, config, num_pixels: int) -> dict[str, float]:
-    """Means of the eval sums; for the VAE also the ELBO.
+def is_faces(config) -> bool:
+    return config.data.name == "celeba"
 
-    The book's loss r * mse + KL is, up to a constant, the negative ELBO of a Gaussian decoder
-    with variance sigma^2 = D / (2 r) (D pixels): -log p(x|z) = r * mse + D/2 log(2 pi sigma^2).
-    Pixel values are continuous here, so bits per dimension can be negative.
-    """
+
+def test_metrics(sums: dict, config, num_dims: int) -> dict[str, float]:
+    """Means of the eval sums; for the VAE also the ELBO (gdl_jax.eval.gaussian_elbo)."""
     n = float(sums["count"])
     out = {"test_mse": float(sums["mse"]) / n}
     if config.task == "vae":
         kl = float(sums["kl"]) / n
-        sigma2 = num_pixels / (2 * config.r_loss_factor)
-        nll = config.r_loss_factor * out["test_mse"] + num_pixels / 2 * math.log(2 * math.pi * sigma2)
-        elbo = -(nll + kl)
-        out.update(test_kl=kl, test_loss=float(sums["loss"]) / n, test_elbo_nats=elbo,
-                   test_bits_per_dim=-elbo / (num_pixels * math.log(2)))
+        elbo = geval.gaussian_elbo(out["test_mse"], kl, config.r_loss_factor, num_dims)
+        out.update(test_kl=kl, test_loss=float(sums["loss"]) / n, test_elbo_nats=elbo["elbo_nats"],
+                   test_bits_per_dim=elbo["bits_per_dim"])
     return out
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    runner.validate(config)
+    if config.task == "vae" and not config.r_loss_factor > 0:
+        raise ConfigError(f"r_loss_factor must be positive, got {config.r_loss_factor}")
+    if is_faces(config):
+        d = config.data
+        for key in ("image_size", "stream_workers", "prefetch"):
+            if not d[key] > 0:
+                raise ConfigError(f"data.{key} must be positive, got {d[key]}")
+        if d.train_subset:
+            raise ConfigError("data.train_subset is for data held on device; CelebA streams every face")
+        if d.eval_examples < 0:
+            raise ConfigError(f"data.eval_examples must be >= 0 (0 = the whole test split), got {d.eval_examples}")
+        a = config.analysis
+        if a.attribute_examples <= 0 or a.arithmetic_faces <= 0 or a.morph_steps < 2:
+            raise ConfigError("analysis.attribute_examples and analysis.arithmetic_faces must be positive "
+                              f"and analysis.morph_steps >= 2, got {a.attribute_examples}, "
+                              f"{a.arithmetic_faces}, {a.morph_steps}")
+
+
+def load_data(config: ml_collections.ConfigDict):
+    """(train, test, test attributes): MNIST as two ArrayData (no attributes); CelebA as a streamed
+    train source, the held-out faces as ArrayData (the first data.eval_examples of the test split,
+    or all of it) and their +1 / -1 attributes."""
+    if not is_faces(config):
+        return (*runner.load_splits(config), None)
+    d = config.data
+    args = dict(data_dir=d.data_dir or None, source=d.source, size=d.image_size, crop=d.crop, test_size=d.test_size)
+    train, test_source = open_celeba("train", **args), open_celeba("test", **args)
+    for name in config.analysis.attributes:  # a typo fails now, not after training
+        attribute_index(train.attribute_names, name)
+    n = min(len(test_source), d.eval_examples or len(test_source))
+    if not all(0 <= i < n for i in config.analysis.morph_pair) or len(config.analysis.morph_pair) != 2:
+        raise ConfigError(f"analysis.morph_pair {tuple(config.analysis.morph_pair)} must be two indices "
+                          f"of the {n} held-out faces")
+    test = gdata.ArrayData(test_source.load(np.arange(n)), np.zeros(n, np.int32), ())
+    return train, test, test_source.attributes_of(np.arange(n))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                        hooks: Sequence[Callable[[int, TrainState], None]] = ()) -> dict:
-    runner.validate(config)
-    if config.task == "vae" and not config.r_loss_factor > 0:
-        raise ConfigError(f"r_loss_factor must be positive, got {config.r_loss_factor}")
+    validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
     model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
-    train, test = runner.load_splits(config)
+    shape = runner.image_shape(config)
+    train, test, test_attributes = load_data(config)
+    if isinstance(train, gdata.ArrayData):
+        feeder = runner.device_feeder(config, train, mesh)
+    else:
+        feeder = gdata.StreamFeeder(train, runner.shuffle_key(config), config.batch_size, mesh,
+                                    workers=config.data.stream_workers, prefetch=config.data.prefetch)
     eval_batch = runner.eval_batch_size(config, mesh)
     test_dev = gdata.to_device(runner.pad_to(test, eval_batch), mesh)
     train_step, eval_step = _steps(config)
-    num_pixels = int(np.prod(test.images.shape[1:]))
 
     def evaluate(state, epoch=None, train_means=None):
         sums = jax.device_get(runner.evaluate_sums(eval_step, state, test_dev, jnp.int32(len(test)),
                                                    eval_batch, mesh))
-        return test_metrics(sums, config, num_pixels)
+        return test_metrics(sums, config, int(np.prod(shape)))
 
-    state, records, summary = runner.fit(config, workdir, model, train, train_step, mesh,
+    state, records, summary = runner.fit(config, workdir, model, feeder, shape, train_step, mesh,
                                          on_epoch_end=evaluate, hooks=hooks)
     last_epoch = [r for r in records if r["kind"] == "epoch"][-1]
-    results = {"model": config.model.name, "params": summary.total, "steps": int(state.step),
-               "epochs": last_epoch["epoch"],
+    trained = TrainedModel(config, model, state.variables(), shape)
+    results = {"model": config.model.name, "data": config.data.name, "params": summary.total,
+               "steps": int(state.step), "epochs": last_epoch["epoch"], "test_examples": len(test),
                **{k: v for k, v in last_epoch.items() if k.startswith(("train_", "test_"))},
-               **analyze(state, model, config, test, workdir)}
+               **analyze(trained, config, train, test, test_attributes, workdir)}
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     figures.training_curves(records, workdir / "curves.png")
     return results
 
 
-def encode(state: TrainState, model, images: np.ndarray, batch: int = 1000) -> np.ndarray:
-    """Latent codes of uint8 images: z for the autoencoder, mu for the VAE."""
-    fn = jax.jit(lambda x: model.apply(state.variables(),
-                                       gdata.to_float(x), method=lambda m, x: m.encoder(x, train=False)))
-    out = [fn(jnp.asarray(images[i:i + batch])) for i in range(0, len(images), batch)]
-    if isinstance(out[0], tuple):
-        out = [mu for mu, _ in out]
-    return np.concatenate([np.asarray(o) for o in out])
+def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_attributes: np.ndarray | None,
+            workdir: pathlib.Path) -> dict:
+    """The figures and numbers of a trained model (digits or faces), and workdir/latents.npz."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    z = trained.encode(test.images)
+    latents = {"z_min": z.min(0), "z_max": z.max(0)}
+    if is_faces(config):
+        out = analyze_faces(trained, config, train, test, test_attributes > 0, z, workdir, latents)
+    else:
+        out = analyze_digits(trained, config, test, z, workdir)
+    tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
+    np.savez(tmp, **latents)
+    os.replace(tmp, workdir / LATENTS_FILE)
+    return out
 
 
-def decoder_fn(state: TrainState, model) -> Callable[[np.ndarray], np.ndarray]:
-    fn = jax.jit(lambda z: model.apply(state.variables(),
-                                       z, method=lambda m, z: m.decoder(z, train=False)))
-    return lambda z: np.asarray(fn(jnp.asarray(z, jnp.float32)))
-
-
-def sample_latents(rng: np.random.Generator, z: np.ndarray, variational: bool, n: int) -> np.ndarray:
-    """Random latent points as the book draws them: N(0, I) for the VAE; for the AE, whose code
-    distribution is undefined, uniform over the bounding box of the encoded test set."""
-    if variational:
-        return rng.normal(size=(n, z.shape[1]))
-    return rng.uniform(z.min(0), z.max(0), size=(n, z.shape[1]))
-
-
-def nearest_real_mse(samples: np.ndarray, real: np.ndarray) -> np.ndarray:
-    """Per sample, the mean squared pixel error to its nearest real image: a score of how poorly
-    formed a generated image is (one that looks like no real digit is far from all of them)."""
-    a = samples.reshape(len(samples), -1).astype(np.float64)
-    b = real.reshape(len(real), -1).astype(np.float64)
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
-    return np.maximum(sq.min(1), 0) / a.shape[1]
-
-
-def worst_separated(points: np.ndarray, scores: np.ndarray, n: int, min_distance: float) -> np.ndarray:
-    """Indices of the n highest-scoring points, each at least min_distance from those chosen
-    before it (so a figure shows n different places, not one spot n times)."""
-    chosen: list[int] = []
-    for i in np.argsort(scores)[::-1]:
-        if all(np.linalg.norm(points[i] - points[j]) >= min_distance for j in chosen):
-            chosen.append(int(i))
-        if len(chosen) == n:
-            break
-    return np.array(chosen)
-
-
-def gaussianity(z: np.ndarray) -> dict:
-    """Per latent dimension: mean, std, and the Kolmogorov-Smirnov distance to N(0, 1)."""
-    return {"mean": z.mean(0).tolist(), "std": z.std(0).tolist(),
-            "ks_to_standard_normal": [float(stats.kstest(z[:, d], "norm").statistic) for d in range(z.shape[1])]}
-
-
-def analyze(state: TrainState, model, config, test: gdata.ArrayData, workdir: pathlib.Path) -> dict:
-    """Figures and latent-space numbers for a trained autoencoder / VAE on the test set."""
-    variational = config.task == "vae"
+def analyze_digits(trained: TrainedModel, config, test: gdata.ArrayData, z: np.ndarray,
+                   workdir: pathlib.Path) -> dict:
+    variational = trained.variational
     name = "VAE" if variational else "AE"
-    decode = decoder_fn(state, model)
+    decode = trained.decode
     rng = np.random.default_rng(config.seed)
-    z = encode(state, model, test.images)
 
     idx = rng.choice(len(test), 10, replace=False)
     recon = decode(z[idx])
@@ -156,13 +169,13 @@ def analyze(state: TrainState, model, config, test: gdata.ArrayData, workdir: pa
                        workdir / "fig_3_2_reconstructions.png", ncols=10)
     figures.latent_scatter(z, test.labels, workdir / f"fig_3_{'14' if variational else '8'}_latent_scatter.png",
                            title=f"{name}: test set in latent space", with_pvalues=variational)
-    samples = sample_latents(rng, z, variational, NUM_SAMPLES)
+    samples = geval.sample_latents(rng, z, variational, NUM_SAMPLES)
     decoded = decode(samples)
-    nearest = nearest_real_mse(decoded, np.asarray(gdata.to_float(test.images)))
+    nearest = geval.nearest_real_mse(decoded, np.asarray(gdata.to_float(test.images)))
     if z.shape[1] == 2:
         figures.image_grid(decoded[:30], workdir / f"fig_3_{'10' if variational else '3'}_random_points.png",
                            ncols=10, titles=[f"({a:.1f}, {b:.1f})" for a, b in samples[:30]])
-        worst = worst_separated(samples, nearest, 3, min_distance=0.1 * np.linalg.norm(np.ptp(z, 0)))
+        worst = geval.worst_separated(samples, nearest, 3, min_distance=0.1 * np.linalg.norm(np.ptp(z, 0)))
         figures.latent_points(z, test.labels, samples[worst], decoded[worst], workdir / "fig_3_9_poorly_formed.png",
                               captions=[f"({a:.1f}, {b:.1f})\nnearest MSE {m:.3f}"
                                         for (a, b), m in zip(samples[worst], nearest[worst])],
@@ -170,6 +183,71 @@ def analyze(state: TrainState, model, config, test: gdata.ArrayData, workdir: pa
         lo, hi = (np.full(2, -3.0), np.full(2, 3.0)) if variational else (z.min(0), z.max(0))
         figures.latent_grid(decode, np.linspace(lo[0], hi[0], 15), np.linspace(lo[1], hi[1], 15),
                             workdir / "latent_grid.png", scatter=z[:2000])
-    return {"latent": gaussianity(z),
+    return {"latent": geval.gaussianity(z),
             "samples_nearest_test_mse": {"mean": float(nearest.mean()), "median": float(np.median(nearest)),
                                          "p90": float(np.quantile(nearest, 0.9))}}
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def analyze_faces(trained: TrainedModel, config, train, test: gdata.ArrayData, test_attrs: np.ndarray,
+                  z: np.ndarray, workdir: pathlib.Path, latents: dict) -> dict:
+    a = config.analysis
+    rng = np.random.default_rng(config.seed)
+    faces = gdata.to_float(test.images)
+    n = len(test)
+
+    idx = rng.choice(n, min(10, n), replace=False)
+    figures.image_rows([faces[idx], trained.decode(z[idx])], workdir / "fig_3_18_reconstructions.png",
+                       row_labels=["original", "reconstruction"])
+    dims = min(NUM_HISTOGRAM_DIMS, z.shape[1])
+    figures.latent_histograms(z[:, :dims], workdir / "fig_3_19_latent_histograms.png")
+    figures.image_grid(trained.sample(30, seed=config.seed), workdir / "fig_3_20_new_faces.png", ncols=10)
+
+    # Attribute vectors from the first attribute_examples training faces (book 3.6).
+    m = min(a.attribute_examples, len(train))
+    z_attr = np.concatenate([trained.encode(train.load(np.arange(i, min(i + 500, m))))
+                             for i in range(0, m, 500)])
+    vectors, counts = geval.attribute_vectors(z_attr, train.attributes_of(np.arange(m)))
+    latents.update(attribute_names=np.array(train.attribute_names), attribute_vectors=vectors,
+                   attribute_counts=counts, attribute_examples=np.int64(m))
+    trained.latents = latents
+
+    chosen = rng.choice(n, min(a.arithmetic_faces, n), replace=False)
+    rows, labels = [], []
+    for name in a.attributes:
+        v = trained.attribute_vector(name)
+        for i in chosen:
+            rows.append(trained.decode(z[i] + np.array(ALPHAS, np.float32)[:, None] * v))
+            labels.append(f"{name}\nface {i}")
+    figures.image_rows(rows, workdir / "fig_3_21_attribute_arithmetic.png", row_labels=labels,
+                       col_labels=[f"alpha {al:+d}" for al in ALPHAS],
+                       first_column=[faces[i] for i in chosen] * len(a.attributes), first_label="original")
+
+    i, j = a.morph_pair
+    frames = trained.morph(test.images[i], test.images[j], a.morph_steps)
+    alphas = np.linspace(0, 1, a.morph_steps)
+    figures.image_rows([np.concatenate([faces[i][None], frames, faces[j][None]])],
+                       workdir / "fig_3_22_morphing.png", row_labels=[f"face {i} -> {j}"],
+                       col_labels=["A"] + [f"{al:.2f}" for al in alphas] + ["B"])
+
+    # How well each direction separates held-out faces with the attribute from those without.
+    index = {name: k for k, name in enumerate(trained.attribute_names)}
+    separation = {name: auc(z @ vectors[index[name]], test_attrs[:, index[name]]) for name in a.attributes}
+    g = geval.gaussianity(z[:, :dims])
+    return {"latent_first_dims": dims, "latent": g,
+            "latent_summary": {"mean_abs_mean": float(np.mean(np.abs(g["mean"]))), "mean_std": float(np.mean(g["std"])),
+                               "mean_ks": float(np.mean(g["ks_to_standard_normal"])),
+                               "max_ks": float(np.max(g["ks_to_standard_normal"]))},
+            "attribute_examples": m,
+            "attribute_counts": {name: int(counts[index[name]]) for name in a.attributes},
+            "attribute_test_auc": separation}

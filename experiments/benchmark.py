@@ -149,24 +149,22 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     host = gdata.ArrayData(rng.integers(0, 256, (n, *workload.image_shape), dtype=np.uint8),
                            rng.integers(0, NUM_CLASSES, n).astype(np.int32),
                            tuple(str(c) for c in range(NUM_CLASSES)))
-    data = gdata.to_device(host, mesh)
-    perm = parallel.put_replicated(rng.permutation(n).astype(np.int32), mesh)
-    first_index = jnp.int32(0)
+    feeder = gdata.DeviceFeeder(gdata.to_device(host, mesh), jax.random.PRNGKey(seed), batch_size, mesh)
+    args = feeder.get(0, k)
 
     tx = optax.adam(LEARNING_RATE)
     sample = jnp.zeros((1, *workload.image_shape), jnp.float32)
     state = jax.jit(lambda key: TrainState.create(model, tx, key, sample),
                     out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(seed))
-    dispatch = make_dispatch(workload.step_fn,
-                             lambda d, p, i: gdata.gather_batch(d, p, i, batch_size, mesh), k)
+    dispatch = make_dispatch(workload.step_fn, feeder.batch, k)
 
     t0 = time.perf_counter()
-    compiled = dispatch.lower(state, data, perm, first_index).compile()
+    compiled = dispatch.lower(state, *args).compile()
     compile_s = time.perf_counter() - t0
 
     def repeat() -> None:
         nonlocal state  # donated by each call: always rebind
-        state, _ = jax.block_until_ready(compiled(state, data, perm, first_index))
+        state, _ = jax.block_until_ready(compiled(state, *args))
 
     flops = _flops(compiled)
     return {"params": summarize(model, (1, *workload.image_shape)).total, "compile_s": compile_s,

@@ -37,8 +37,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                                 jnp.int32(len(test)), eval_batch, mesh))
         return {"test_loss": float(s["loss"] / s["count"]), "test_accuracy": float(s["correct"] / s["count"])}
 
-    state, records, summary = runner.fit(config, workdir, model, train, steps.classifier_train_step,
-                                         mesh, on_epoch_end=evaluate, hooks=hooks)
+    state, records, summary = runner.fit(config, workdir, model, runner.device_feeder(config, train, mesh),
+                                         train.images.shape[1:], steps.classifier_train_step, mesh,
+                                         on_epoch_end=evaluate, hooks=hooks)
     last_epoch = [r for r in records if r["kind"] == "epoch"][-1]
     results = {"model": config.model.name, "params": summary.total,
                "trainable_params": summary.trainable, "steps": int(state.step),

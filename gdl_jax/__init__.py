@@ -5,3 +5,10 @@ XLA flags before the backend starts.
 """
 
 __version__ = "0.1.0"
+
+
+def load(workdir):
+    """The autoencoder or VAE trained in `workdir` (see gdl_jax.api.TrainedModel)."""
+    from gdl_jax.api import load as _load
+
+    return _load(workdir)

@@ -17,6 +17,18 @@ from gdl_jax.data.sources import CIFAR10_CLASSES  # noqa: E402
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+    """A persistent XLA compilation cache for this session: each tiny run builds new jitted
+    functions, and the same train step compiled again is read back instead (most of a tiny
+    run's time is compilation)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     """No test reads the user's data dir or writes the user's cache."""

@@ -1,8 +1,9 @@
 """The one training loop every trainer runs: k steps per dispatch, async metrics, checkpoints.
 
-The hot path stays on device: each dispatch is one jitted call that gathers its own batches
-from the on-device data set and runs k train steps unrolled (a rolled `lax.scan` measured ~30x
-slower on XLA:CPU, ../shared/PERF_NOTES.md). Per-step metrics stay on device until a log point.
+Each dispatch is one jitted call that runs k train steps unrolled (a rolled `lax.scan` over the
+same steps measured ~30x slower on XLA:CPU) on the batches a feeder (gdl_jax.data.feeders) gives
+it: gathered on device from a data set held there, or streamed from the host and put on device
+one dispatch ahead. Per-step metrics stay on device until a log point.
 """
 
 from __future__ import annotations
@@ -16,23 +17,25 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from gdl_jax.data.feeders import Feeder
 from gdl_jax.train.checkpoint import Checkpointer
 from gdl_jax.train.metrics import JsonlWriter
 from gdl_jax.train.state import TrainState
 
 StepFn = Callable[[Any, Any], tuple[Any, dict]]
-BatchFn = Callable[[Any, jax.Array, jax.Array], Any]
+BatchFn = Callable[[tuple, int], Any]
 
 
 def make_dispatch(step_fn: StepFn, batch_fn: BatchFn, k: int) -> Callable:
-    """jit((state, data, perm, first_index) -> (state, metrics stacked over k steps)).
+    """jit((state, *args) -> (state, metrics stacked over k steps)); batch_fn(args, j) builds
+    step j's batch from the dispatch's arguments (a feeder's `batch`).
 
     The state buffers are donated: the caller must not reuse the state it passed in.
     """
-    def run(state, data, perm, first_index):
+    def run(state, *args):
         per_step = []
         for j in range(k):  # a Python loop in jit: unrolled
-            state, m = step_fn(state, batch_fn(data, perm, first_index + j))
+            state, m = step_fn(state, batch_fn(args, j))
             per_step.append(m)
         return state, jax.tree.map(lambda *xs: jnp.stack(xs), *per_step)
 
@@ -41,17 +44,13 @@ def make_dispatch(step_fn: StepFn, batch_fn: BatchFn, k: int) -> Callable:
 
 @dataclasses.dataclass
 class Loop:
-    """Runs `step_fn` from state.step to `total_steps`.
+    """Runs `step_fn` from state.step to `total_steps` on the batches of `feeder`.
 
-    batch_fn(data, perm, index) builds batch `index` of an epoch inside jit; perm_fn(epoch) gives
-    the epoch's shuffle order (a pure function of the epoch, so resumes reproduce it).
-    on_epoch_end(state, epoch, train_means) returns extra metrics (e.g. test accuracy).
+    A dispatch never crosses an epoch end or a checkpoint step. on_epoch_end(state, epoch, train_means) returns extra metrics (e.g. test accuracy).
     hooks(step, state) run on the host after each dispatch.
     """
     step_fn: StepFn
-    batch_fn: BatchFn
-    perm_fn: Callable[[int], jax.Array]
-    steps_per_epoch: int
+    feeder: Feeder
     total_steps: int
     steps_per_dispatch: int
     checkpointer: Checkpointer
@@ -61,7 +60,8 @@ class Loop:
     hooks: Sequence[Callable[[int, Any], None]] = ()
 
     def __post_init__(self):
-        self._dispatch = {k: make_dispatch(self.step_fn, self.batch_fn, k)
+        self.steps_per_epoch = self.feeder.steps_per_epoch
+        self._dispatch = {k: make_dispatch(self.step_fn, self.feeder.batch, k)
                           for k in {1, self.steps_per_dispatch}}
 
     def _boundary(self, step: int) -> int:
@@ -70,14 +70,17 @@ class Loop:
         every = self.checkpointer.every_steps
         return min(epoch_end, (step // every + 1) * every, self.total_steps)
 
-    def run(self, state: TrainState, data: Any, history: list[dict]) -> TrainState:
+    def _steps_in_dispatch(self, step: int) -> int:
+        """k of the dispatch that starts at `step`: the configured k, or 1 to land on a boundary."""
+        return self.steps_per_dispatch if self._boundary(step) - step >= self.steps_per_dispatch else 1
+
+    def run(self, state: TrainState, history: list[dict]) -> TrainState:
         """history: the step records already logged for this run (empty unless resuming)."""
         step = int(state.step)
         epoch_records = [r for r in history if r.get("kind") == "train"
                          and (r["step"] - 1) // self.steps_per_epoch == step // self.steps_per_epoch]
         pending: list[tuple[int, dict]] = []
         pending_steps = 0
-        perm, perm_epoch = None, None
         t_last, step_last = time.perf_counter(), step
 
         def flush() -> None:
@@ -101,16 +104,16 @@ class Loop:
             t_last, step_last = now, records[-1]["step"]
 
         while step < self.total_steps:
-            epoch, index = divmod(step, self.steps_per_epoch)
-            if perm_epoch != epoch:
-                perm, perm_epoch = self.perm_fn(epoch), epoch
-            remaining = self._boundary(step) - step
-            while remaining:
-                k = self.steps_per_dispatch if remaining >= self.steps_per_dispatch else 1
-                state, metrics = self._dispatch[k](state, data, perm, jnp.int32(index))
+            epoch = step // self.steps_per_epoch
+            boundary = self._boundary(step)
+            while step < boundary:
+                k = self._steps_in_dispatch(step)
+                state, metrics = self._dispatch[k](state, *self.feeder.get(step, k))
+                if step + k < self.total_steps:  # runs while the dispatch above computes
+                    self.feeder.stage(step + k, self._steps_in_dispatch(step + k))
                 pending.append((step, metrics))
                 pending_steps += k
-                step, index, remaining = step + k, index + k, remaining - k
+                step += k
                 for hook in self.hooks:
                     hook(step, state)
                 if pending_steps >= self.log_every_steps:

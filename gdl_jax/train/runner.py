@@ -31,8 +31,8 @@ from gdl_jax.train.workdir import claim
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
 # The config keys that make two runs the same run (a resume must match them).
-IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "batch_size", "optimizer",
-                 "learning_rate", "seed")
+IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "data.image_size", "data.crop",
+                 "data.test_size", "batch_size", "optimizer", "learning_rate", "seed")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -45,6 +45,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
+
+
+def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+    """The (H, W, C) of the config's data set as the model sees it."""
+    base = config.data.name.partition("/")[0]
+    if base == "celeba":
+        return (config.data.image_size, config.data.image_size, 3)
+    shapes = {"mnist": (28, 28, 1), "quickdraw": (28, 28, 1), "cifar10": (32, 32, 3)}
+    if base not in shapes:
+        raise ConfigError(f"unknown data set {config.data.name!r}")
+    return shapes[base]
 
 
 def load_splits(config: ml_collections.ConfigDict) -> tuple[gdata.ArrayData, gdata.ArrayData]:
@@ -121,41 +132,49 @@ def restore(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.
     return state
 
 
+def shuffle_key(config: ml_collections.ConfigDict) -> jax.Array:
+    """The key of every epoch's shuffle order (independent of the init key)."""
+    return jax.random.split(jax.random.PRNGKey(config.seed))[1]
+
+
+def device_feeder(config: ml_collections.ConfigDict, train: gdata.ArrayData, mesh,
+                  value_range: tuple[float, float] = (0.0, 1.0)) -> gdata.DeviceFeeder:
+    """`train` held whole on device, batches gathered there."""
+    gdata.steps_per_epoch(len(train), config.batch_size)  # a clear error before the upload
+    return gdata.DeviceFeeder(gdata.to_device(train, mesh), shuffle_key(config), config.batch_size, mesh,
+                              value_range)
+
+
 def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Module,
-        train: gdata.ArrayData, step_fn: Callable, mesh,
+        feeder: gdata.Feeder, image_shape: tuple[int, ...], step_fn: Callable, mesh,
         on_epoch_end: Callable[[TrainState, int, dict], dict] | None = None,
-        hooks: Sequence[Callable[[int, TrainState], None]] = (),
-        value_range: tuple[float, float] = (0.0, 1.0)) -> tuple[TrainState, list[dict], Summary]:
-    """Trains `model` with `step_fn` on `train` (whole, on device), resuming from the workdir.
+        hooks: Sequence[Callable[[int, TrainState], None]] = ()) -> tuple[TrainState, list[dict], Summary]:
+    """Trains `model` with `step_fn` on the feeder's batches, resuming from the workdir.
 
-    Returns the final state, every metrics record of the run, and the model summary.
+    Returns the final state, every metrics record of the run, and the model summary. The feeder
+    is closed on every exit path.
     """
-    steps_per_epoch = gdata.steps_per_epoch(len(train), config.batch_size)
-    train_dev = gdata.to_device(train, mesh)
-    claim(workdir, config, IDENTITY_KEYS)
-    summary = summarize(model, (1,) + train.images.shape[1:])
-    logging.info("%s on %s: %d examples, %d steps/epoch, %d devices\n%s", config.model.name,
-                 config.data.name, len(train), steps_per_epoch, mesh.devices.size, summary)
-    (workdir / "summary.txt").write_text(str(summary) + "\n")
-
-    state = initial_state(config, model, train.images.shape[1:], mesh)
-    shuffle_key = jax.random.split(jax.random.PRNGKey(config.seed))[1]
-
-    with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
-        restored = checkpointer.restore_latest(state)
-        with JsonlWriter(workdir / "metrics.jsonl") as writer:
-            history = writer.truncate_after(int(restored.step) if restored is not None else 0)
-            if restored is not None:
-                state = restored
-                logging.info("resumed from step %d", int(state.step))
-            loop = Loop(
-                step_fn=step_fn,
-                batch_fn=lambda d, perm, i: gdata.gather_batch(d, perm, i, config.batch_size, mesh,
-                                                               value_range),
-                perm_fn=jax.jit(lambda e: gdata.epoch_permutation(shuffle_key, e, len(train))),
-                steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.num_epochs,
-                steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer,
-                writer=writer, log_every_steps=config.log_every_steps, on_epoch_end=on_epoch_end,
-                hooks=hooks)
-            state = loop.run(state, train_dev, history)
+    try:
+        claim(workdir, config, IDENTITY_KEYS)
+        summary = summarize(model, (1, *image_shape))
+        logging.info("%s on %s: %d examples, %d steps/epoch, %d devices, %s\n%s", config.model.name,
+                     config.data.name, feeder.num_examples, feeder.steps_per_epoch, mesh.devices.size,
+                     type(feeder).__name__, summary)
+        (workdir / "summary.txt").write_text(str(summary) + "\n")
+        state = initial_state(config, model, image_shape, mesh)
+        with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
+            restored = checkpointer.restore_latest(state)
+            with JsonlWriter(workdir / "metrics.jsonl") as writer:
+                history = writer.truncate_after(int(restored.step) if restored is not None else 0)
+                if restored is not None:
+                    state = restored
+                    logging.info("resumed from step %d", int(state.step))
+                loop = Loop(step_fn=step_fn, feeder=feeder,
+                            total_steps=feeder.steps_per_epoch * config.num_epochs,
+                            steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer,
+                            writer=writer, log_every_steps=config.log_every_steps,
+                            on_epoch_end=on_epoch_end, hooks=hooks)
+                state = loop.run(state, history)
+    finally:
+        feeder.close()
     return state, read_jsonl(workdir / "metrics.jsonl"), summary

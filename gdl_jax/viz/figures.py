@@ -190,3 +190,55 @@ def latent_points(z: np.ndarray, labels: np.ndarray, points: np.ndarray, images:
         iax.axis("off")
         iax.set_title(chr(ord("A") + i) + (f"\n{captions[i]}" if i < len(captions) else ""), fontsize=9)
     return _save(fig, path)
+
+
+def image_rows(rows: Sequence[np.ndarray], path, row_labels: Sequence[str] = (), col_labels: Sequence[str] = (),
+               first_column: Sequence[np.ndarray] | None = None, first_label: str = "",
+               scale: float = 1.3) -> pathlib.Path:
+    """Rows of images (each (N, H, W, C) in [0, 1]) with labels on the left and on top; an
+    optional first column set apart (e.g. the original beside its edits: Fig 3-18, 3-21, 3-22)."""
+    offset = 1 if first_column is not None else 0
+    ncols = offset + max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(scale * ncols + 1.2, scale * len(rows) + 0.3),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        images = ([first_column[r]] if offset else []) + list(row)
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(images):
+                img = np.clip(np.asarray(images[c]), 0, 1)
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                          vmin=0, vmax=1)
+            if r == 0:
+                label = first_label if (offset and c == 0) else (col_labels[c - offset] if c - offset < len(col_labels)
+                                                                 else "")
+                ax.set_title(label, fontsize=8)
+        if r < len(row_labels):
+            axes[r][0].set_ylabel(row_labels[r], fontsize=8, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return _save(fig, path)
+
+
+def latent_histograms(z: np.ndarray, path, ncols: int = 10) -> pathlib.Path:
+    """One histogram per latent dimension of z (N, d) over the N(0, 1) density (Fig 3-19)."""
+    from scipy.stats import norm
+
+    d = z.shape[1]
+    nrows = -(-d // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.3 * nrows), squeeze=False)
+    grid = np.linspace(-3, 3, 200)
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= d:
+            ax.axis("off")
+            continue
+        ax.hist(z[:, k], bins=20, range=(-3, 3), density=True, color="tab:blue", alpha=0.7)
+        ax.plot(grid, norm.pdf(grid), color="tab:orange", lw=1)
+        ax.set_ylim(0, 0.8)
+        ax.text(0.03, 0.85, str(k), transform=ax.transAxes, fontsize=7)
+    fig.suptitle("first latent dimensions of the held-out faces (bars) against N(0, 1) (line)", fontsize=10)
+    return _save(fig, path)

@@ -1,0 +1,178 @@
+"""`gdl_jax.load(workdir)`: a trained autoencoder or VAE, for notebooks and scripts.
+
+    import gdl_jax
+    vae = gdl_jax.load("workdirs/vae_faces_offline")
+    z = vae.encode(images)                       # uint8 or float in [0, 1], HWC or NHWC
+    faces = vae.decode(z + 2 * vae.attribute_vector("Smiling"))
+    new = vae.sample(30, seed=0)
+    frames = vae.morph(images[0], images[1], steps=10)
+
+Images come back as float32 in [0, 1], NHWC (HWC for a single input).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gdl_jax import models
+from gdl_jax.errors import CheckpointError, ConfigError, DataError
+
+LATENTS_FILE = "latents.npz"
+TASKS = ("autoencoder", "vae")
+_MAX_CHUNK = 256
+
+
+def _chunk_size(n: int) -> int:
+    """Inputs are padded to a power of two (at most 256) so that few shapes get compiled."""
+    return min(_MAX_CHUNK, 1 << max(0, n - 1).bit_length())
+
+
+class TrainedModel:
+    """A trained autoencoder or VAE: encode, decode, sample, attribute vectors, morph."""
+
+    def __init__(self, config: ml_collections.ConfigDict, model, variables: dict, image_shape: tuple[int, ...],
+                 latents: dict[str, np.ndarray] | None = None):
+        self.config, self.model, self.image_shape = config, model, tuple(image_shape)
+        self.kind = config.task
+        self.variational = self.kind == "vae"
+        self.z_dim = int(config.model.encoder.z_dim)
+        self.latents = latents or {}
+        variables = jax.device_get(variables)
+
+        def encode(x):
+            out = model.apply(variables, x, method=lambda m, x: m.encoder(x, train=False))
+            return out[0] if self.variational else out  # the VAE's code is the posterior mean
+
+        self._encode = jax.jit(encode)
+        self._decode = jax.jit(lambda z: model.apply(variables, z, method=lambda m, z: m.decoder(z, train=False)))
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        """The attributes with a latent direction (CelebA's 40 for a faces model, else none)."""
+        return tuple(str(n) for n in self.latents.get("attribute_names", ()))
+
+    def _images(self, images) -> tuple[np.ndarray, bool]:
+        x = np.asarray(images)
+        single = x.ndim == len(self.image_shape)
+        if single:
+            x = x[None]
+        if x.ndim != len(self.image_shape) + 1 or x.shape[1:] != self.image_shape or not len(x):
+            raise DataError(f"images must be one image of shape {self.image_shape} or a batch "
+                            f"(N, {', '.join(map(str, self.image_shape))}); got shape {np.shape(images)}")
+        if x.dtype == np.uint8:
+            return x.astype(np.float32) / 255.0, single
+        if not np.issubdtype(x.dtype, np.floating):
+            raise DataError(f"images must be uint8 in [0, 255] or float in [0, 1]; got dtype {x.dtype}")
+        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise DataError(f"float images must be finite and in [0, 1]; got values in [{x.min()}, {x.max()}]")
+        return x.astype(np.float32), single
+
+    def _latent(self, z) -> tuple[np.ndarray, bool]:
+        z = np.asarray(z, np.float32)
+        single = z.ndim == 1
+        if single:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.z_dim or not len(z):
+            raise DataError(f"z must be one latent vector of shape ({self.z_dim},) or a batch (N, {self.z_dim}); "
+                            f"got shape {np.shape(z)}")
+        return z, single
+
+    @staticmethod
+    def _batched(fn, x: np.ndarray) -> np.ndarray:
+        size = _chunk_size(len(x))
+        out = []
+        for i in range(0, len(x), size):
+            chunk = x[i:i + size]
+            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            out.append(np.asarray(fn(jnp.asarray(padded)))[:len(chunk)])
+        return np.concatenate(out)
+
+    def encode(self, images) -> np.ndarray:
+        """Latent codes (z for the autoencoder, the posterior mean for the VAE): (N, z_dim) or (z_dim,)."""
+        x, single = self._images(images)
+        z = self._batched(self._encode, x)
+        return z[0] if single else z
+
+    def decode(self, z) -> np.ndarray:
+        """Images in [0, 1] for latent vectors: (N, *image_shape) or image_shape for one vector."""
+        z, single = self._latent(z)
+        x = self._batched(self._decode, z)
+        return x[0] if single else x
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n new images: the VAE decodes z ~ N(0, I); the autoencoder, whose code distribution is
+        undefined, z uniform over the bounding box of its encoded test set (as the book does)."""
+        if not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ConfigError(f"n must be a positive integer, got {n!r}")
+        rng = np.random.default_rng(seed)
+        if self.variational:
+            z = rng.standard_normal((n, self.z_dim))
+        else:
+            if "z_min" not in self.latents:
+                raise CheckpointError(f"no {LATENTS_FILE} with the test set's latent box in the workdir; "
+                                      "re-run the analysis (experiments.analyze_autoencoder)")
+            z = rng.uniform(self.latents["z_min"], self.latents["z_max"], (n, self.z_dim))
+        return self.decode(z)
+
+    def attribute_vector(self, name: str) -> np.ndarray:
+        """Mean z of faces with attribute `name` minus mean z of faces without it (book 3.6)."""
+        names = self.attribute_names
+        if not names:
+            raise ConfigError(f"this {self.kind} on {self.config.data.name!r} has no attribute vectors "
+                              "(they come with CelebA faces models)")
+        if name not in names:
+            raise DataError(f"unknown CelebA attribute {name!r}; valid: {', '.join(names)}")
+        return np.asarray(self.latents["attribute_vectors"][names.index(name)])
+
+    def morph(self, image_a, image_b, steps: int = 10) -> np.ndarray:
+        """Decoded points z_a * (1 - alpha) + z_b * alpha for `steps` alphas from 0 to 1 (book 3.7)."""
+        if not isinstance(steps, (int, np.integer)) or steps < 2:
+            raise ConfigError(f"steps must be an integer >= 2, got {steps!r}")
+        z = self.encode(np.stack([self._images(image_a)[0][0], self._images(image_b)[0][0]]))
+        alpha = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        return self.decode(z[0] * (1 - alpha) + z[1] * alpha)
+
+
+def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+    path = workdir / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{workdir} holds no gdl_jax run (no config.json); train one with "
+                              "python -m experiments.main --config=... --workdir=...")
+    try:
+        return ml_collections.ConfigDict(json.loads(path.read_text()))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is unreadable ({e})") from None
+
+
+def read_latents(workdir: pathlib.Path) -> dict[str, np.ndarray]:
+    path = workdir / LATENTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is unreadable ({e}); re-run the analysis") from None
+
+
+def load(workdir: str | os.PathLike) -> TrainedModel:
+    """The autoencoder or VAE trained in `workdir`, at its latest checkpoint."""
+    from gdl_jax.train import parallel, runner
+
+    workdir = pathlib.Path(workdir)
+    config = read_config(workdir)
+    task = config.get("task", "classifier")
+    if task not in TASKS:
+        raise ConfigError(f"{workdir} holds a {task!r} run of {config.model.name!r}; gdl_jax.load supports "
+                          f"the chapter 3 models ({', '.join(TASKS)})")
+    model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
+    shape = runner.image_shape(config)
+    state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
+    return TrainedModel(config, model, state.variables(), shape, read_latents(workdir))
