@@ -1,4 +1,4 @@
-"""The chapter 2 classifiers, the chapter 3 autoencoder / VAE and their train step in idiomatic
+"""The chapter 2 classifiers, the chapter 3 autoencoders / VAEs (digits and faces) and their train step in idiomatic
 eager PyTorch, for the benchmark.
 
 Only experiments/benchmark.py imports this module (torch is the optional `bench` extra; the
@@ -80,10 +80,44 @@ class _Autoencoder(nn.Module):
         return 1000.0 * mse + kl.mean()
 
 
+class _FacesVAE(nn.Module):
+    """The book's faces VAE (z_dim 200, 128x128x3): every conv but the last is followed by
+    BatchNorm, LeakyReLU and Dropout(0.25); loss 10000 * MSE + KL."""
+
+    def __init__(self):
+        super().__init__()
+
+        def block(conv):
+            return [conv, nn.BatchNorm2d(conv.out_channels, eps=BN_EPS, momentum=BN_MOMENTUM),
+                    nn.LeakyReLU(LEAKY_SLOPE), nn.Dropout(0.25)]
+
+        enc, c_in = [], 3
+        for c_out in (32, 64, 64, 64):
+            enc += block(nn.Conv2d(c_in, c_out, 3, 2, 1))
+            c_in = c_out
+        self.encoder = nn.Sequential(*enc, nn.Flatten())
+        self.heads = nn.ModuleList([nn.Linear(4096, 200) for _ in range(2)])
+        self.dense = nn.Linear(200, 4096)
+        dec, c_in = [], 64
+        for c_out in (64, 64, 32):
+            dec += block(nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, 1))
+            c_in = c_out
+        self.decoder = nn.Sequential(*dec, nn.ConvTranspose2d(32, 3, 3, 2, 1, 1), nn.Sigmoid())
+        self.variational = True
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x)
+        mu, log_var = self.heads[0](h), self.heads[1](h)
+        z = mu + torch.exp(log_var / 2) * torch.randn_like(mu)
+        x_hat = self.decoder(self.dense(z).view(-1, 64, 8, 8).contiguous(memory_format=torch.channels_last))
+        kl = -0.5 * torch.sum(1 + log_var - mu ** 2 - torch.exp(log_var), dim=1)
+        return 10000.0 * torch.mean((x - x_hat) ** 2) + kl.mean()
+
+
 BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn,
-            "autoencoder": lambda: _Autoencoder(False), "vae": lambda: _Autoencoder(True)}
-CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae"})
-INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28)}  # others: CIFAR-10 (3, 32, 32)
+            "autoencoder": lambda: _Autoencoder(False), "vae": lambda: _Autoencoder(True), "vae_faces": _FacesVAE}
+CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces"})
+INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28), "vae_faces": (3, 128, 128)}  # others: (3, 32, 32)
 
 
 def build(name: str) -> nn.Module:
@@ -104,6 +138,11 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters()) + buffers
 
 
+def device() -> str:
+    """'cuda' where torch sees a GPU (the JAX side then runs on it too), else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threads: int,
                         seed: int = 0) -> tuple[Callable[[], None], int]:
     """(repeat, model parameter count): `repeat` runs `steps_per_repeat` train steps of Adam(5e-4)
@@ -114,7 +153,8 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = build(name).train()
+    dev = device()
+    model = build(name).to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
@@ -123,15 +163,17 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
     for _ in range(steps_per_repeat):  # pre-generated: not part of the timing
         shape = INPUT_SHAPES.get(name, (3, 32, 32))
         images = rng.integers(0, 256, (batch_size, *shape), dtype=np.uint8)
-        x = (torch.from_numpy(images).float() / 255.0).contiguous(memory_format=memory_format)
-        y = torch.from_numpy(rng.integers(0, NUM_CLASSES, batch_size)).long()
+        x = (torch.from_numpy(images).to(dev).float() / 255.0).contiguous(memory_format=memory_format)
+        y = torch.from_numpy(rng.integers(0, NUM_CLASSES, batch_size)).long().to(dev)
         batches.append((x, y))
 
     def repeat() -> None:
         for x, y in batches:
             optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(x) if isinstance(model, _Autoencoder) else loss_fn(model(x), y)
+            loss = model.loss(x) if hasattr(model, "variational") else loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
 
     return repeat, param_count(model)

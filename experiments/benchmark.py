@@ -1,8 +1,10 @@
 """Training-step speed, JAX (the real training path) vs eager PyTorch: the chapter 2
-classifiers on CIFAR-10 shapes and the chapter 3 MNIST autoencoder and VAE.
+classifiers on CIFAR-10 shapes, the chapter 3 MNIST autoencoder and VAE, and the faces VAE
+(with --feeder_data_dir, beside the images/s the streamed CelebA feeder delivers on its own).
 
 python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
 python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
+python -m experiments.benchmark --models=vae_faces --batch_sizes=32 --feeder_data_dir=/path/to/data
 
 Per model and batch size, in one process, timed in turn (JAX, torch, JAX, torch, ...) so that both
 see the same load on a shared machine: the JAX dispatch that training runs (`make_dispatch(<train
@@ -57,11 +59,11 @@ class Workload:
     build: Callable[[dict], nn.Module]
 
 
-def _autoencoder(task: str) -> Callable[[dict], nn.Module]:
-    """The book's MNIST AE / VAE; model_kwargs go to both encoder and decoder (e.g. subpixel)."""
-    from experiments.configs import ae_mnist
+def _autoencoder(task: str, faces: bool = False) -> Callable[[dict], nn.Module]:
+    """The book's MNIST AE / VAE or faces VAE; model_kwargs go to both encoder and decoder (e.g. subpixel)."""
+    from experiments.configs import ae_mnist, vae_faces
 
-    model = ae_mnist.get_config(task).model
+    model = vae_faces.get_config().model if faces else ae_mnist.get_config(task).model
     return lambda kw: models.build(task, encoder={**model.encoder, **kw}, decoder={**model.decoder, **kw})
 
 
@@ -71,6 +73,9 @@ WORKLOADS = {
     "autoencoder": Workload((28, 28, 1), 60_000, steps.autoencoder_train_step, _autoencoder("autoencoder")),
     "vae": Workload((28, 28, 1), 60_000, functools.partial(steps.vae_train_step, r_loss_factor=1000.0),
                     _autoencoder("vae")),
+    # CelebA's official train partition
+    "vae_faces": Workload((128, 128, 3), 162_770, functools.partial(steps.vae_train_step, r_loss_factor=10000.0),
+                          _autoencoder("vae", faces=True)),
 }
 
 FLAGS = flags.FLAGS
@@ -84,13 +89,18 @@ flags.DEFINE_integer("torch_threads", os.cpu_count(), "torch.set_num_threads for
 flags.DEFINE_string("model_kwargs", "{}", "JSON of model fields to override for every model timed, "
                     "e.g. '{\"subpixel_backward\": false}' with --models=cnn.")
 flags.DEFINE_string("output_dir", "workdirs/benchmark", "Where benchmark.json and benchmark.md go.")
+flags.DEFINE_string("feeder_data_dir", None, "With vae_faces: also time the streamed CelebA feeder alone "
+                    "(decode, resize, put on device) on the faces under <dir>/celeba.")
+flags.DEFINE_integer("feeder_workers", 2, "Decode threads (or processes) of the streamed feeder.")
+flags.DEFINE_bool("feeder_processes", False, "Decode in spawned processes instead of threads.")
 
 # (JSON key, table header, format); torch columns only when torch runs.
 JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("params", "params", "{:,}"),
                ("jax_compile_s", "JAX compile s", "{:.1f}"), ("jax_ms_per_step", "JAX ms/step", "{:.2f}"),
                ("jax_steps_per_s", "JAX steps/s", "{:.1f}"), ("jax_images_per_s", "JAX img/s", "{:,.0f}"),
                ("jax_epoch_s", "JAX epoch s", "{:.0f}"),
-               ("gflop_per_step", "GFLOP/step", "{:.3f}"), ("jax_gflop_per_s", "JAX GFLOP/s", "{:.1f}")]
+               ("gflop_per_step", "GFLOP/step", "{:.3f}"), ("jax_gflop_per_s", "JAX GFLOP/s", "{:.1f}"),
+               ("feeder_images_per_s", "feeder img/s", "{:,.0f}")]
 TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
                  ("torch_steps_per_s", "torch steps/s", "{:.1f}"),
                  ("torch_images_per_s", "torch img/s", "{:,.0f}"),
@@ -171,6 +181,26 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
             "flops_per_step": flops / k if flops is not None else None, "repeat": repeat}
 
 
+def feeder_images_per_s(data_dir: str, batch_size: int, k: int, workers: int, dispatches: int = 20,
+                        prefetch: int = 8, processes: bool = False) -> float:
+    """Images per second that the streamed CelebA feeder alone delivers to the device (128x128,
+    the faces VAE's input): `dispatches` calls of get(step, k), after warm-up dispatches that
+    start every decode worker and fill the prefetch queue."""
+    mesh = parallel.make_mesh()
+    feeder = gdata.StreamFeeder(gdata.CelebA(data_dir, "all", size=128), jax.random.PRNGKey(0),
+                                batch_size, mesh, workers=workers, prefetch=prefetch, processes=processes)
+    try:
+        warmup = max(1, -(-2 * max(prefetch, workers) // k))
+        for d in range(warmup):
+            jax.block_until_ready(feeder.get(d * k, k))
+        t0 = time.perf_counter()
+        for d in range(warmup, warmup + dispatches):
+            jax.block_until_ready(feeder.get(d * k, k))
+        return dispatches * k * batch_size / (time.perf_counter() - t0)
+    finally:
+        feeder.close()
+
+
 def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: int) -> list[float]:
     """Median seconds per call of each function, timed in turn (a, b, a, b, ...) so that all of
     them see the same load on a shared machine."""
@@ -207,13 +237,15 @@ def environment(torch_bench: ModuleType | None, torch_threads: int) -> dict:
            "python": platform.python_version(), "machine": platform.machine(),
            "cpu_count": os.cpu_count(), "torch": None, "torch_threads": None}
     if torch_bench is not None:
-        env.update(torch=torch_bench.torch.__version__, torch_threads=torch_threads)
+        env.update(torch=torch_bench.torch.__version__, torch_threads=torch_threads, torch_device=torch_bench.device())
     return env
 
 
 def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_dispatch: int = 4,
                   warmup: int = 3, iters: int = 20, torch_bench: ModuleType | None = None,
-                  torch_threads: int = 1, model_kwargs: dict | None = None) -> list[dict]:
+                  torch_threads: int = 1, model_kwargs: dict | None = None,
+                  feeder_data_dir: str | None = None, feeder_workers: int = 2,
+                  feeder_processes: bool = False) -> list[dict]:
     """One row per (model, batch size): JAX timings, and torch's and the ratio when torch_bench.
 
     JAX and torch repeats alternate (`time_interleaved`). Throughputs are per second of median
@@ -243,6 +275,9 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                    "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * s_per_step,
                    "gflop_per_step": flops / 1e9 if flops else None,
                    "jax_gflop_per_s": flops / 1e9 / s_per_step if flops else None}
+            if name == "vae_faces" and feeder_data_dir:
+                row["feeder_images_per_s"] = feeder_images_per_s(feeder_data_dir, batch_size, steps_per_dispatch,
+                                                                  feeder_workers, processes=feeder_processes)
             if torch_bench is not None:
                 t = per_step[1]
                 row.update(torch_ms_per_step=1e3 * t, torch_steps_per_s=1 / t,
@@ -255,8 +290,10 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
 
 def markdown(rows: Sequence[dict], env: dict) -> str:
     """The environment in one line, then a markdown table of the rows."""
-    columns = JAX_COLUMNS + (TORCH_COLUMNS if env["torch"] else [])
-    torch_part = (f", torch {env['torch']} ({env['torch_threads']} threads)" if env["torch"]
+    columns = [c for c in JAX_COLUMNS if c[0] != "feeder_images_per_s" or any(c[0] in r for r in rows)]
+    columns += TORCH_COLUMNS if env["torch"] else []
+    torch_part = (f", torch {env['torch']} on {env.get('torch_device', 'cpu')} ({env['torch_threads']} threads)"
+                  if env["torch"]
                   else ", torch not run")
     lines = [f"jax {env['jax']} on {env['backend']} ({env['device_kind']}, {env['num_devices']} "
              f"device(s), {env['cpu_count']} CPUs){torch_part}; XLA_FLAGS={env['xla_flags'] or '(none)'}; "
@@ -292,7 +329,8 @@ def main(argv: Sequence[str]) -> None:
                  FLAGS.torch_threads)
         torch_bench = load_torch_bench() if FLAGS.torch else None
         rows = run_benchmark(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup,
-                             FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs)
+                             FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs,
+                             FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes)
     except GdlError as e:
         sys.exit(f"error: {e}")
     print(write_outputs(rows, environment(torch_bench, FLAGS.torch_threads), FLAGS.output_dir), end="")

@@ -29,9 +29,16 @@ TASKS = ("autoencoder", "vae")
 _MAX_CHUNK = 256
 
 
-def _chunk_size(n: int) -> int:
-    """Inputs are padded to a power of two (at most 256) so that few shapes get compiled."""
-    return min(_MAX_CHUNK, 1 << max(0, n - 1).bit_length())
+def _apply_in_chunks(fn, x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """fn over x in chunks padded to a power of two (at most 256), so that few shapes compile;
+    the outputs (batch on `axis`) are cut back and joined."""
+    size = min(_MAX_CHUNK, 1 << max(0, len(x) - 1).bit_length())
+    out = []
+    for i in range(0, len(x), size):
+        chunk = x[i:i + size]
+        padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        out.append(np.take(np.asarray(fn(jnp.asarray(padded))), np.arange(len(chunk)), axis=axis))
+    return np.concatenate(out, axis=axis)
 
 
 class TrainedModel:
@@ -48,7 +55,7 @@ class TrainedModel:
 
         def encode(x):
             out = model.apply(variables, x, method=lambda m, x: m.encoder(x, train=False))
-            return out[0] if self.variational else out  # the VAE's code is the posterior mean
+            return jnp.stack(out) if self.variational else out[None]  # (mu, log_var) or (z,)
 
         self._encode = jax.jit(encode)
         self._decode = jax.jit(lambda z: model.apply(variables, z, method=lambda m, z: m.decoder(z, train=False)))
@@ -84,26 +91,27 @@ class TrainedModel:
                             f"got shape {np.shape(z)}")
         return z, single
 
-    @staticmethod
-    def _batched(fn, x: np.ndarray) -> np.ndarray:
-        size = _chunk_size(len(x))
-        out = []
-        for i in range(0, len(x), size):
-            chunk = x[i:i + size]
-            padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            out.append(np.asarray(fn(jnp.asarray(padded)))[:len(chunk)])
-        return np.concatenate(out)
+
+    def _encode_all(self, images) -> tuple[np.ndarray, bool]:
+        x, single = self._images(images)
+        return _apply_in_chunks(self._encode, x, axis=1), single
 
     def encode(self, images) -> np.ndarray:
         """Latent codes (z for the autoencoder, the posterior mean for the VAE): (N, z_dim) or (z_dim,)."""
-        x, single = self._images(images)
-        z = self._batched(self._encode, x)
-        return z[0] if single else z
+        z, single = self._encode_all(images)
+        return z[0, 0] if single else z[0]
+
+    def posterior(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """The VAE's q(z|x) = N(mu, exp(log_var)) per image: (mu, log_var)."""
+        if not self.variational:
+            raise ConfigError("an autoencoder has no posterior distribution; use encode")
+        out, single = self._encode_all(images)
+        return (out[0, 0], out[1, 0]) if single else (out[0], out[1])
 
     def decode(self, z) -> np.ndarray:
         """Images in [0, 1] for latent vectors: (N, *image_shape) or image_shape for one vector."""
         z, single = self._latent(z)
-        x = self._batched(self._decode, z)
+        x = _apply_in_chunks(self._decode, z)
         return x[0] if single else x
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:

@@ -89,6 +89,20 @@ def test_analysis_binary_restores_the_latest_checkpoint(mnist_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "wd" / "latent_grid.png").stat().st_size > 0
     assert json.loads(proc.stdout)["latent"]["std"]
+    # gdl_jax.load: the trained MNIST autoencoder, sampling from its latents.npz box
+    import gdl_jax
+
+    model = gdl_jax.load(tmp_path / "wd")
+    test = gdata.load("mnist", "test", str(mnist_dir))
+    z = model.encode(test.images[:5])
+    assert model.kind == "autoencoder" and z.shape == (5, 2) and model.image_shape == (28, 28, 1)
+    assert model.decode(z).shape == (5, 28, 28, 1)
+    samples = model.sample(3)
+    assert samples.shape == (3, 28, 28, 1) and model.attribute_names == ()
+    with pytest.raises(ConfigError, match="has no attribute vectors"):
+        model.attribute_vector("Smiling")
+    with pytest.raises(ConfigError, match="an autoencoder has no posterior"):
+        model.posterior(test.images[:2])
     empty = subprocess.run(args + [f"--workdir={tmp_path / 'empty'}"], capture_output=True, text=True, timeout=300,
                           cwd=ROOT)
     assert empty.returncode != 0 and "Traceback" not in empty.stderr

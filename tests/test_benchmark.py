@@ -40,7 +40,8 @@ def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554),
-                                         ("autoencoder", 200_963), ("vae", 207_237)])
+                                         ("autoencoder", 200_963), ("vae", 207_237),
+                                         ("vae_faces", 1_732_944 + 917_123)])
 def test_torch_twins_have_the_jax_parameter_counts(name, total):
     pytest.importorskip("torch")
     from experiments import bench_torch
@@ -87,3 +88,11 @@ def test_autoencoder_workloads_run_on_both_sides():
     lax_rows = benchmark.run_benchmark(["autoencoder"], [8], steps_per_dispatch=1, warmup=0, iters=1,
                                        model_kwargs={"subpixel": False})
     assert lax_rows[0]["params"] == 200_963
+
+
+def test_streamed_feeder_alone_delivers_faces(tmp_path):
+    from tests.test_celeba import write_celeba
+
+    root = write_celeba(tmp_path, n=24)
+    rate = benchmark.feeder_images_per_s(str(root), batch_size=4, k=2, workers=2, dispatches=3)
+    assert 0 < rate < float("inf")

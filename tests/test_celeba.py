@@ -136,14 +136,14 @@ def _mnist_like(n=40, seed=0):
                            rng.integers(0, 10, n).astype(np.int32), tuple("0123456789"))
 
 
-@pytest.mark.parametrize("prefetch, workers", [(1, 1), (3, 2)])
-def test_stream_feeder_serves_the_device_feeders_batches(prefetch, workers):
+@pytest.mark.parametrize("prefetch, workers, processes", [(1, 1, False), (3, 2, False), (3, 2, True)])
+def test_stream_feeder_serves_the_device_feeders_batches(prefetch, workers, processes):
     """Same data, same key: the streamed batches equal the on-device ones, across epochs and
     after jumping to another step (a resume)."""
     data, mesh, key = _mnist_like(), parallel.make_mesh(), jax.random.PRNGKey(3)
     device = gdata.DeviceFeeder(gdata.to_device(data, mesh), key, 8, mesh)
     stream = gdata.StreamFeeder(gdata.ArraySource(data), key, 8, mesh, labels=data.labels,
-                                workers=workers, prefetch=prefetch)
+                                workers=workers, prefetch=prefetch, processes=processes)
     try:
         assert device.steps_per_epoch == stream.steps_per_epoch == 5
         seen = []

@@ -97,6 +97,9 @@ def test_streamed_faces_run_kill_resume_and_load(faces_dir, tmp_path):
     np.testing.assert_allclose(frames[0], model.decode(z[0]), atol=1e-5)   # the endpoints are the
     np.testing.assert_allclose(frames[-1], model.decode(z[1]), atol=1e-5)  # decoded endpoints
     assert model.attribute_vector("Smiling").shape == (6,)
+    mu, log_var = model.posterior(images)
+    np.testing.assert_array_equal(mu, z)
+    assert log_var.shape == (3, 6) and np.isfinite(log_var).all()
 
     # bad input: one-line errors that name the problem
     with pytest.raises(DataError, match=r"images must be one image of shape \(16, 16, 3\)"):
@@ -158,3 +161,21 @@ def test_bad_faces_settings(faces_dir, tmp_path):
     config.analysis.morph_pair = (0, 99)
     with pytest.raises(ConfigError, match=r"morph_pair \(0, 99\) must be two indices of the 8 held-out faces"):
         train.train_and_evaluate(config, tmp_path / "c")
+
+
+def test_attribute_vectors_on_known_latents():
+    """Codes built from the attributes: the vector is the difference of the two groups' means."""
+    from gdl_jax import eval as geval
+
+    rng = np.random.default_rng(0)
+    attrs = rng.choice([-1, 1], size=(400, 3))
+    attrs[:, 2] = 1                                     # every example has attribute 2
+    shift = np.array([[3.0, 0.0, 0.0, 0.0], [0.0, -2.0, 1.0, 0.0], [5.0, 5.0, 5.0, 5.0]])
+    z = rng.normal(size=(400, 4)) + (attrs > 0) @ shift
+    vectors, counts = geval.attribute_vectors(z, attrs)
+    has = attrs > 0
+    for a in range(2):
+        np.testing.assert_allclose(vectors[a], z[has[:, a]].mean(0) - z[~has[:, a]].mean(0), rtol=1e-5)
+        np.testing.assert_allclose(vectors[a], shift[a], atol=0.35)   # the planted direction
+    np.testing.assert_array_equal(vectors[2], 0)          # undefined: no example without it
+    np.testing.assert_array_equal(counts, has.sum(0))

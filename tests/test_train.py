@@ -38,6 +38,10 @@ def test_tiny_run_learns_and_writes_outputs(tiny_config, tmp_path):
 def test_same_seed_same_numbers(tiny_config, tmp_path):
     tiny_config.num_epochs = 1
     a = train.train_and_evaluate(tiny_config, tmp_path / "a")
+    import gdl_jax
+
+    with pytest.raises(ConfigError, match="holds a 'classifier' run of 'cnn'; gdl_jax.load supports"):
+        gdl_jax.load(tmp_path / "a")
     b = train.train_and_evaluate(tiny_config, tmp_path / "b")
     assert a == b
     tiny_config.seed = 1

@@ -26,7 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.crop = "none"          # 'none': the whole frame squashed to a square, as the book; 'square'
     c.data.test_size = 500        # held-out faces when the folder has no list_eval_partition.txt
     c.data.eval_examples = 2000   # held-out faces evaluated each epoch (0 = the whole test split)
-    c.data.stream_workers = 2     # decode threads of the streamed feeder
+    c.data.stream_workers = 2     # decode threads (or processes) of the streamed feeder
+    c.data.stream_processes = False   # True: decode in spawned processes (scales with cores; for GPU hosts)
     c.data.prefetch = 8           # batches decoded ahead
     c.eval_batch_size = 250
     c.log_every_steps = 200

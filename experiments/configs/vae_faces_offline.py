@@ -7,7 +7,8 @@ from experiments.configs.vae_faces import get_config as faces_config
 
 def get_config():
     c = faces_config()
-    c.num_epochs = 6
+    c.num_epochs = 12
     c.data.eval_examples = 0
     c.analysis.attribute_examples = 9500
+    c.checkpoint_every_steps = 500
     return c

@@ -139,6 +139,12 @@ class CelebA:
     def __len__(self) -> int:
         return len(self.files)
 
+    def __getstate__(self) -> dict:  # picklable for decode processes: open zip handles stay behind
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _local=threading.local())
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.size, self.size, 3)
