@@ -9,8 +9,8 @@ held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the 
 - faces: Fig 3-18 reconstructions, Fig 3-19 histograms of the first 50 latent dimensions, Fig 3-20
   new faces, Fig 3-21 attribute vectors added with alphas -3..3, Fig 3-22 morphing;
 - both: held-out MSE, the VAE's ELBO in nats and bits per dimension, how Gaussian the held-out
-  codes are (faces: z sampled from q(z|x), first 50 dimensions), and `latents.npz` (the codes' bounding box; the faces' 40 attribute vectors), which
-  `gdl_jax.load` reads.
+  codes are (faces: z sampled from q(z|x), first 50 dimensions), and `latents.npz` (the codes'
+  bounding box; the faces' 40 attribute vectors), which `gdl_jax.load` reads.
 """
 
 from __future__ import annotations

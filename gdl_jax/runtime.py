@@ -8,7 +8,7 @@ import os
 
 # jaxlib sends CPU convolutions to YNNPACK, whose weight-gradient convolutions are slow on
 # these CPUs; excluding lone convolutions from YNN fusion measured 1.5x faster train steps
-# (../shared/PERF_NOTES.md, README "Speed"). The flag is experimental, and XLA aborts on
+# (README "Speed"). The flag is experimental, and XLA aborts on
 # flags it does not know, so it is only set for the jaxlib line it was measured on.
 _CPU_FLAGS = {"0.10": "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"}
 OPT_OUT_ENV = "GDL_JAX_NO_XLA_DEFAULTS"

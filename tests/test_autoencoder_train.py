@@ -5,7 +5,6 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from scipy.stats import norm
 
 from experiments import autoencoder, train

@@ -1,4 +1,4 @@
-"""Readers for the book's data sets: local folders (the layouts of shared/data) and tfds.
+"""Readers for the book's data sets: local folders (the layouts in README "Running experiments") and tfds.
 
 Every reader returns an `ArrayData` on the host: images uint8 NHWC, labels int32. Conversion to
 float happens on device, in `gdl_jax.data.pipeline`.
@@ -60,7 +60,7 @@ def load(name: str, split: str = "train", data_dir: str | None = None,
          source: str = "auto") -> ArrayData:
     """Loads data set `name` ('mnist', 'cifar10', 'quickdraw/<category>') whole, on the host.
 
-    source: 'local' reads `data_dir` (or $GDL_DATA_DIR) in the layouts of shared/data/README.md,
+    source: 'local' reads `data_dir` (or $GDL_DATA_DIR) in the layouts of README "Running experiments",
     'tfds' uses tensorflow-datasets, 'auto' is local when a data dir is set and tfds otherwise.
     """
     if split not in SPLITS:
@@ -80,7 +80,7 @@ def load(name: str, split: str = "train", data_dir: str | None = None,
         return _load_tfds(base, split, category, data_dir)
     folder = root / base
     if not folder.is_dir():
-        raise DataError(f"no folder {folder} for data set {name!r} (see shared/data/README.md for the layout)")
+        raise DataError(f"no folder {folder} for data set {name!r} (README 'Running experiments' gives the layouts)")
     return _LOCAL_READERS[base](folder, split, category)
 
 

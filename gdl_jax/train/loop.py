@@ -46,7 +46,8 @@ def make_dispatch(step_fn: StepFn, batch_fn: BatchFn, k: int) -> Callable:
 class Loop:
     """Runs `step_fn` from state.step to `total_steps` on the batches of `feeder`.
 
-    A dispatch never crosses an epoch end or a checkpoint step. on_epoch_end(state, epoch, train_means) returns extra metrics (e.g. test accuracy).
+    A dispatch never crosses an epoch end or a checkpoint step. on_epoch_end(state, epoch,
+    train_means) returns extra metrics (e.g. test accuracy).
     hooks(step, state) run on the host after each dispatch.
     """
     step_fn: StepFn

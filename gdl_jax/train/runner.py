@@ -1,4 +1,4 @@
-"""The shared path every trainer takes: config -> data on device -> state -> loop -> records.
+"""The shared path every trainer takes: config -> data (a feeder) -> state -> loop -> records.
 
 A trainer (experiments/classifier.py, experiments/autoencoder.py, ...) supplies the model, the
 step function and its end-of-epoch evaluation; `fit` does the rest: workdir guard, summary,
