@@ -61,3 +61,23 @@ def test_conv_by_hand_binary_writes_fig_2_11(tmp_path):
     bad = _run(["-m", "experiments.conv_by_hand", f"--workdir={tmp_path}", f"--image={tmp_path}/none.png"])
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "error: --image" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_stream_feeder_on_two_devices_serves_the_device_feeders_batches():
+    """On a 2-device mesh the streamed batches are split over both devices and equal the
+    on-device feeder's."""
+    script = (
+        "import jax, numpy as np; from gdl_jax import data as gdata; from gdl_jax.train import parallel;"
+        "assert jax.device_count() == 2, jax.devices();"
+        "rng = np.random.default_rng(0); mesh = parallel.make_mesh(); key = jax.random.PRNGKey(1);"
+        "d = gdata.ArrayData(rng.integers(0, 256, (24, 4, 4, 3), dtype=np.uint8), np.arange(24, dtype=np.int32), ());"
+        "dev = gdata.DeviceFeeder(gdata.to_device(d, mesh), key, 6, mesh);"
+        "st = gdata.StreamFeeder(gdata.ArraySource(d), key, 6, mesh, labels=d.labels);"
+        "images, _ = st.get(4, 2); shapes = [s.data.shape for s in images.addressable_shards];"
+        "assert shapes == [(2, 3, 4, 4, 3)] * 2, shapes;"
+        "want, got = gdata.feed_batches(dev, 4, 2), gdata.feed_batches(st, 4, 2); st.close();"
+        "assert all(np.array_equal(a, b) for w, g in zip(want, got) for a, b in zip(w, g));"
+        "print('OK')")
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    proc = _run(["-c", script], {"XLA_FLAGS": flags})
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]

@@ -4,7 +4,8 @@ XLA:CPU computes a stride-s transposed convolution (the input gradient of a stri
 a ConvTranspose layer's forward pass) as a convolution over a zero-dilated input: a slow path
 (21 ms of a 120 ms CNN step at batch 128, measured on a 2-core CPU). The same result is s*s
 stride-1 convolutions of the un-dilated input, one per output phase (sub-pixel position) with
-only the kernel taps that reach it, interleaved (depth-to-space). The two public functions pair up so that every direction runs fast:
+only the kernel taps that reach it, interleaved (depth-to-space). The two public functions pair
+up so that every direction runs fast:
 
 - a strided conv (`conv_general_dilated`): lax's forward and weight gradient; its input
   gradient is the phase convolutions.
