@@ -254,7 +254,9 @@ def analyze_faces(trained: TrainedModel, config, train, test: gdata.ArrayData, t
             "latent_summary": {"mean_abs_mean": float(np.mean(np.abs(g["mean"]))), "mean_std": float(np.mean(g["std"])),
                                "mean_ks": float(np.mean(g["ks_to_standard_normal"])),
                                "max_ks": float(np.max(g["ks_to_standard_normal"])),
-                               "dims_with_posterior_mean_std_over_0.5": int((mu_std > 0.5).sum())},
+                               # dimensions whose posterior mean varies over faces (the rest carry noise only)
+                               "active_dims": int((mu_std > 0.5).sum()),
+                               "active_dims_in_first": int((mu_std[:dims] > 0.5).sum())},
             "attribute_examples": m,
             "attribute_counts": {name: int(counts[index[name]]) for name in a.attributes},
             "attribute_test_auc": separation}
