@@ -106,10 +106,9 @@ class StreamFeeder:
     Decoding runs in `workers` threads, or with `processes` in as many spawned processes: Pillow
     holds the GIL for part of each image, so threads stop scaling at about one core's worth
     (measured on a 16-core host: 2,707 faces/s with 2 threads, 2,063 with 8; 10,454 with 8
-    processes). Each host decodes
-    only its own rows of every global batch (its share of the mesh's devices), so a multi-host
-    run reads each image once. `labels` (optional, per example) go
-    along with the images; without them the labels are zeros.
+    processes). Each host decodes only its own rows of every global batch (its share of the
+    mesh's devices), so a multi-host run reads each image once. `labels` (optional, per example)
+    go along with the images; without them the labels are zeros.
     """
 
     def __init__(self, source: StreamSource, shuffle_key: jax.Array, batch_size: int, mesh: Mesh,
@@ -136,7 +135,9 @@ class StreamFeeder:
             self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="gdl-feeder")
             self._decode = source.load
         self._prefetch = prefetch
-        self._queue: collections.deque[tuple[int, concurrent.futures.Future]] = collections.deque()
+        # (step, (decode future, labels)) for the next `prefetch` steps, oldest first
+        self._queue: collections.deque[tuple[int, tuple[concurrent.futures.Future, np.ndarray]]] = \
+            collections.deque()
         self._next_submit = 0
         self._staged: tuple[tuple[int, int], tuple] | None = None
 
@@ -159,7 +160,6 @@ class StreamFeeder:
         idx = self._indices(self._next_submit)
         self._queue.append((self._next_submit, (self._pool.submit(self._decode, idx), self.labels[idx])))
         self._next_submit += 1
-
 
     def _take(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The host batch of `step` from the prefetch queue (restarted there if it is elsewhere)."""
