@@ -31,3 +31,14 @@ def vae_loss(x, x_hat, mu, log_var, r_loss_factor: float) -> dict[str, jax.Array
     reconstruction = r_loss_factor * mse_per_image(x, x_hat).mean()
     kl = kl_divergence(mu, log_var).mean()
     return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
+
+def sigmoid_bce(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Binary cross-entropy of sigmoid(logits) against labels in {0, 1}, batch mean (Keras'
+    'binary_crossentropy' on a sigmoid output, in the stable log-sum-exp form)."""
+    return optax.sigmoid_binary_cross_entropy(logits, jnp.broadcast_to(labels, logits.shape)).mean()
+
+
+def binary_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Fraction of sigmoid(logits) on the right side of 0.5."""
+    return ((logits > 0) == (jnp.broadcast_to(labels, logits.shape) > 0.5)).mean()

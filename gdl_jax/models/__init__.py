@@ -7,6 +7,7 @@ import flax.linen as nn
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.autoencoder import VAE, Autoencoder, Decoder, Encoder
 from gdl_jax.models.classifiers import CNN, MLP, SmallConvNet
+from gdl_jax.models.gan import Discriminator, Generator
 
 
 def _tuples(kwargs: dict) -> dict:
@@ -33,3 +34,7 @@ def build(name: str, **kwargs) -> nn.Module:
         return MODELS[name](**_tuples(kwargs))
     except TypeError as e:
         raise ConfigError(f"bad arguments for model {name!r}: {e}") from None
+
+
+__all__ = ["CNN", "MLP", "VAE", "Autoencoder", "Decoder", "Discriminator", "Encoder", "Generator", "SmallConvNet",
+           "MODELS", "build"]

@@ -1,0 +1,81 @@
+"""Chapter 4's GAN: the discriminator and generator of the book's Quick Draw GAN (Fig 4-4, 4-5).
+
+Configurable as the book's GAN class: conv filters, kernels, strides, activation, dropout and
+optional BatchNorm; the generator's UpSampling2D (nearest, x2) + stride-1 conv blocks. Keras
+conventions: 'same' padding, BatchNorm epsilon 1e-3 with the given momentum, weights drawn from
+N(0, 0.02) as the book's GAN initialises them. The discriminator returns logits (the book's
+sigmoid lives in the loss, `losses.sigmoid_bce`, which is the numerically stable form).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+GAN_INIT = nn.initializers.normal(0.02)
+ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2), "tanh": jnp.tanh}
+
+
+def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
+    """Keras UpSampling2D: every row and column repeated `factor` times (NHWC)."""
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+class Discriminator(nn.Module):
+    """Convs (activation, optional BatchNorm after the first, dropout) -> Flatten -> Dense(1) logits."""
+    filters: Sequence[int] = (64, 64, 128, 128)
+    kernels: Sequence[int] = (5, 5, 5, 5)
+    strides: Sequence[int] = (2, 2, 2, 1)
+    activation: str = "relu"
+    dropout: float = 0.4
+    batch_norm_momentum: float | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        for i, (f, k, s) in enumerate(zip(self.filters, self.kernels, self.strides)):
+            x = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=GAN_INIT,
+                        name=f"discriminator_conv_{i}")(x)
+            if self.batch_norm_momentum and i > 0:
+                x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum, epsilon=1e-3)(x)
+            x = ACTIVATIONS[self.activation](x)
+            if self.dropout:
+                x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = x.reshape((x.shape[0], -1))
+        return nn.Dense(1, kernel_init=GAN_INIT, name="discriminator_output")(x)[:, 0]
+
+
+class Generator(nn.Module):
+    """Dense -> BatchNorm -> activation -> Reshape -> [UpSampling2D] Conv (BatchNorm, activation)
+    ... -> Conv -> tanh: an image in [-1, 1]."""
+    initial_shape: Sequence[int] = (7, 7, 64)
+    upsample: Sequence[int] = (2, 2, 1, 1)
+    filters: Sequence[int] = (128, 64, 64, 1)
+    kernels: Sequence[int] = (5, 5, 5, 5)
+    strides: Sequence[int] = (1, 1, 1, 1)
+    activation: str = "relu"
+    batch_norm_momentum: float | None = 0.9
+    dropout: float = 0.0
+
+    def _norm(self, x, train: bool):
+        if self.batch_norm_momentum:
+            x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum, epsilon=1e-3)(x)
+        return x
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
+        x = nn.Dense(int(np.prod(self.initial_shape)), kernel_init=GAN_INIT)(z)
+        x = ACTIVATIONS[self.activation](self._norm(x, train))
+        x = x.reshape((x.shape[0], *self.initial_shape))
+        if self.dropout:
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        last = len(self.filters) - 1
+        for i, (f, k, s, up) in enumerate(zip(self.filters, self.kernels, self.strides, self.upsample)):
+            if up > 1:
+                x = upsample_nearest(x, up)
+            x = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=GAN_INIT, name=f"generator_conv_{i}")(x)
+            x = ACTIVATIONS[self.activation](self._norm(x, train)) if i < last else jnp.tanh(x)
+        return x
