@@ -32,6 +32,7 @@ from gdl_jax import models
 from gdl_jax.api import LATENTS_FILE, TrainedModel
 from gdl_jax.data.celeba import attribute_index, open_celeba
 from gdl_jax.errors import ConfigError
+from gdl_jax.models.summary import summarize
 from gdl_jax.train import parallel, runner, steps
 from gdl_jax.train.state import TrainState
 from gdl_jax.viz import figures
@@ -128,8 +129,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                                    eval_batch, mesh))
         return test_metrics(sums, config, int(np.prod(shape)))
 
-    state, records, summary = runner.fit(config, workdir, model, feeder, shape, train_step, mesh,
-                                         on_epoch_end=evaluate, hooks=hooks)
+    summary = summarize(model, (1, *shape))
+    state, records = runner.fit(config, workdir, feeder, train_step, mesh,
+                                lambda: runner.initial_state(config, model, shape, mesh), summary,
+                                on_epoch_end=evaluate, hooks=hooks)
     last_epoch = [r for r in records if r["kind"] == "epoch"][-1]
     trained = TrainedModel(config, model, state.variables(), shape)
     results = {"model": config.model.name, "data": config.data.name, "params": summary.total,

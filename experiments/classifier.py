@@ -17,6 +17,7 @@ import numpy as np
 
 from gdl_jax import data as gdata
 from gdl_jax import models
+from gdl_jax.models.summary import summarize
 from gdl_jax.train import parallel, runner, steps
 from gdl_jax.train.state import TrainState
 from gdl_jax.viz import figures
@@ -37,9 +38,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                                 jnp.int32(len(test)), eval_batch, mesh))
         return {"test_loss": float(s["loss"] / s["count"]), "test_accuracy": float(s["correct"] / s["count"])}
 
-    state, records, summary = runner.fit(config, workdir, model, runner.device_feeder(config, train, mesh),
-                                         train.images.shape[1:], steps.classifier_train_step, mesh,
-                                         on_epoch_end=evaluate, hooks=hooks)
+    shape = train.images.shape[1:]
+    summary = summarize(model, (1, *shape))
+    state, records = runner.fit(config, workdir, runner.device_feeder(config, train, mesh),
+                                steps.classifier_train_step, mesh,
+                                lambda: runner.initial_state(config, model, shape, mesh), summary,
+                                on_epoch_end=evaluate, hooks=hooks)
     last_epoch = [r for r in records if r["kind"] == "epoch"][-1]
     results = {"model": config.model.name, "params": summary.total,
                "trainable_params": summary.trainable, "steps": int(state.step),

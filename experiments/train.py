@@ -1,7 +1,8 @@
 """`train_and_evaluate(config, workdir)`: the whole run of any config, by its `task`.
 
 classifier (chapter 2) -> experiments/classifier.py; autoencoder and vae (chapter 3) ->
-experiments/autoencoder.py. Each returns its results (also written to workdir/results.json).
+experiments/autoencoder.py; gan (chapter 4) -> experiments/gan.py. Each returns its results (also
+written to workdir/results.json).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from absl import logging
 from gdl_jax.errors import ConfigError
 from gdl_jax.train.state import TrainState
 
-TASKS = ("classifier", "autoencoder", "vae")
+TASKS = ("classifier", "autoencoder", "vae", "gan")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
@@ -30,6 +31,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         from experiments import classifier as trainer
     elif task in ("autoencoder", "vae"):
         from experiments import autoencoder as trainer
+    elif task == "gan":
+        from experiments import gan as trainer
     else:
         raise ConfigError(f"unknown task {task!r}; expected one of {TASKS}")
     results = trainer.train_and_evaluate(config, pathlib.Path(workdir), hooks)

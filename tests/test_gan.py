@@ -92,3 +92,75 @@ def test_gan_steps_are_deterministic_and_move_samples_toward_the_data():
     assert _same(a, b) and jax.tree.map(float, ma) == jax.tree.map(float, mb)
     assert int(a.step) == 300 and int(a.generator.step) == 300 and int(a.discriminator.step) == 600
     assert gap(a) < 0.5 * gap(start), (gap(start), gap(a))
+
+
+def test_nearest_l1_matches_brute_force():
+    from gdl_jax import eval as geval
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (50, 6, 6, 1), dtype=np.uint8)
+    samples = np.stack([data[17] / 127.5 - 1, data[3] / 127.5 - 1 + 0.01, rng.uniform(-1, 1, (6, 6, 1))])
+    index, distance = geval.nearest_l1(samples, data, scale=2 / 255, offset=-1.0, chunk=16)
+    real = data.astype(np.float64) * 2 / 255 - 1
+    brute = np.array([[np.mean(np.abs(s - r)) for r in real] for s in samples])
+    np.testing.assert_array_equal(index, brute.argmin(1))
+    np.testing.assert_allclose(distance, brute.min(1), atol=1e-5)
+    assert index[0] == 17 and index[1] == 3
+
+
+def _tiny_gan_config(data_dir):
+    from experiments.configs import gan_quickdraw
+
+    c = gan_quickdraw.get_config()
+    c.data.data_dir = str(data_dir)
+    c.model.discriminator.update(filters=(8, 8), kernels=(3, 3), strides=(2, 2))
+    c.model.generator.update(initial_shape=(7, 7, 8), upsample=(2, 2), filters=(8, 1), kernels=(3, 3),
+                             strides=(1, 1))
+    c.z_dim = 8
+    c.batch_size = 8
+    c.num_steps = 12
+    c.steps_per_dispatch = 2
+    c.log_every_steps = 4
+    c.checkpoint_every_steps = 5
+    c.analysis.sample_steps = (2, 8, 12)
+    c.analysis.num_samples = 4
+    c.analysis.nearest_samples = 3
+    return c
+
+
+def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
+    import json
+
+    from experiments import train
+    from gdl_jax.train.metrics import read_jsonl
+
+    root = tmp_path / "data"
+    (root / "quickdraw").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rng.integers(0, 256, (40, 28, 28), dtype=np.uint8).tofile(root / "quickdraw" / "cats40.bin")
+    config = _tiny_gan_config(root)
+    whole = train.train_and_evaluate(config, tmp_path / "whole")
+    records = read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    steps = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in steps] == list(range(1, 13))
+    assert {"d_loss_real", "d_loss_fake", "d_acc_real", "d_acc_fake", "g_loss", "g_acc"} <= set(steps[0])
+    # 5 steps an epoch, 2 per dispatch: dispatches end at 2, 4, 5, 7, 9, 10, 12
+    assert whole["sample_steps_saved"] == [2, 9, 12] and len(whole["nearest_l1"]) == 3
+    for name in ("fig_4_8_history.png", "fig_4_9_samples_during_training.png", "fig_4_10_nearest_training.png"):
+        assert (tmp_path / "whole" / name).stat().st_size > 0
+    assert json.loads((tmp_path / "whole" / "results.json").read_text()) == whole
+
+    def kill_at(step, state):
+        if step >= 8:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(config, tmp_path / "killed", hooks=[kill_at])
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["5"]
+    resumed = train.train_and_evaluate(config, tmp_path / "killed")
+    assert resumed == whole
+    assert read_jsonl(tmp_path / "killed" / "metrics.jsonl") == records
+    for t in (2, 8, 12):
+        with np.load(tmp_path / "killed" / "samples" / f"target_{t}.npz") as a, \
+                np.load(tmp_path / "whole" / "samples" / f"target_{t}.npz") as b:
+            np.testing.assert_array_equal(a["images"], b["images"])
+            assert int(a["step"]) == int(b["step"])

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
 from gdl_jax.errors import CheckpointError
-from gdl_jax.train.state import TrainState
 
-_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng")
+
+def _is_state(x) -> bool:
+    """A flax struct node such as TrainState or GANState (saved field by field)."""
+    return dataclasses.is_dataclass(x) and hasattr(x, "replace") and not isinstance(x, type)
+
+
+def _pytree_fields(state) -> list[str]:
+    return [f.name for f in dataclasses.fields(state) if f.metadata.get("pytree_node", True)]
+
+
+def to_items(state) -> Any:
+    """A train state as nested dicts of its array fields (its static fields, such as apply_fn,
+    stay out): TrainState -> {step, params, batch_stats, opt_state, rng}; GANState -> {step,
+    generator: {...}, discriminator: {...}, rng}."""
+    if _is_state(state):
+        return {name: to_items(getattr(state, name)) for name in _pytree_fields(state)}
+    return state
+
+
+def from_items(template, items) -> Any:
+    """`template` with its array fields replaced by those of `items` (the inverse of to_items)."""
+    if _is_state(template):
+        return template.replace(**{name: from_items(getattr(template, name), items[name])
+                                   for name in _pytree_fields(template)})
+    return items
 
 
 class Checkpointer:
-    """Saves every `every_steps` (and when forced); restores the latest complete checkpoint."""
+    """Saves every `every_steps` (and when forced); restores the latest complete checkpoint.
+
+    Any train state of flax struct nodes (TrainState, GANState) is saved as nested dicts of its
+    array fields."""
 
     def __init__(self, directory: str | pathlib.Path, every_steps: int, max_to_keep: int = 2):
         if every_steps <= 0:
@@ -30,18 +58,16 @@ class Checkpointer:
     def is_due(self, step: int) -> bool:
         return step % self.every_steps == 0
 
-    def save(self, state: TrainState) -> None:
+    def save(self, state) -> None:
         """Starts an async save of `state`; returns once the arrays are copied off the device."""
-        items = {f: getattr(state, f) for f in _FIELDS}
-        self._manager.save(int(state.step), args=ocp.args.StandardSave(items), force=True)
+        self._manager.save(int(state.step), args=ocp.args.StandardSave(to_items(state)), force=True)
 
-    def restore_latest(self, template: TrainState) -> TrainState | None:
+    def restore_latest(self, template):
         """The latest checkpoint restored into `template`'s structure, or None if there is none."""
         step = self.latest_step()
         if step is None:
             return None
-        abstract = {f: jax.tree.map(ocp.utils.to_shape_dtype_struct, getattr(template, f))
-                    for f in _FIELDS}
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, to_items(template))
         try:
             items = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except Exception as e:  # orbax/tensorstore raise many kinds; all mean unusable
@@ -49,7 +75,7 @@ class Checkpointer:
             raise CheckpointError(
                 f"checkpoint {self.directory / str(step)} does not fit this model or is corrupt "
                 f"({type(e).__name__}: {first_line}); use a new --workdir or move it away") from None
-        return template.replace(**items)
+        return from_items(template, items)
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -21,7 +21,7 @@ from absl import logging
 
 from gdl_jax import data as gdata
 from gdl_jax.errors import CheckpointError, ConfigError
-from gdl_jax.models.summary import Summary, summarize
+from gdl_jax.models.summary import Summary
 from gdl_jax.train import parallel
 from gdl_jax.train.checkpoint import Checkpointer
 from gdl_jax.train.loop import Loop
@@ -32,7 +32,8 @@ from gdl_jax.train.workdir import claim
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
 # The config keys that make two runs the same run (a resume must match them).
 IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "data.image_size", "data.crop",
-                 "data.test_size", "batch_size", "optimizer", "learning_rate", "seed")
+                 "data.test_size", "batch_size", "optimizer", "optimizer_kwargs", "learning_rate",
+                 "d_learning_rate", "g_learning_rate", "z_dim", "seed")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -58,15 +59,16 @@ def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
     return shapes[base]
 
 
-def load_splits(config: ml_collections.ConfigDict) -> tuple[gdata.ArrayData, gdata.ArrayData]:
-    """The train split and the test split, on the host.
+def load_splits(config: ml_collections.ConfigDict, splits: Sequence[str] = ("train", "test")
+                ) -> tuple[gdata.ArrayData, gdata.ArrayData | None]:
+    """The train split and the test split (None unless asked for), on the host.
 
     data.train_subset > 0 keeps that many training examples drawn at random (seeded by
     config.seed), not the first ones: local copies can be ordered by class.
     """
     args = (config.data.data_dir or None, config.data.source)
     train = gdata.load(config.data.name, "train", *args)
-    test = gdata.load(config.data.name, "test", *args)
+    test = gdata.load(config.data.name, "test", *args) if "test" in splits else None
     if config.data.train_subset:
         n = config.data.train_subset
         if n > len(train):
@@ -145,23 +147,24 @@ def device_feeder(config: ml_collections.ConfigDict, train: gdata.ArrayData, mes
                               value_range)
 
 
-def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Module,
-        feeder: gdata.Feeder, image_shape: tuple[int, ...], step_fn: Callable, mesh,
-        on_epoch_end: Callable[[TrainState, int, dict], dict] | None = None,
-        hooks: Sequence[Callable[[int, TrainState], None]] = ()) -> tuple[TrainState, list[dict], Summary]:
-    """Trains `model` with `step_fn` on the feeder's batches, resuming from the workdir.
+def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.Feeder, step_fn: Callable,
+        mesh, init_fn: Callable[[], Any], summary: Summary | str,
+        on_epoch_end: Callable[[Any, int, dict], dict] | None = None,
+        hooks: Sequence[Callable[[int, Any], None]] = ()) -> tuple[Any, list[dict]]:
+    """Trains with `step_fn` on the feeder's batches from `init_fn()`'s state (TrainState, GANState),
+    resuming from the workdir's latest checkpoint.
 
-    Returns the final state, every metrics record of the run, and the model summary. The feeder
-    is closed on every exit path.
+    Runs config.num_steps steps when the config sets them, else config.num_epochs epochs. Returns
+    the final state and every metrics record of the run. The feeder is closed on every exit path.
     """
     try:
         claim(workdir, config, IDENTITY_KEYS)
-        summary = summarize(model, (1, *image_shape))
         logging.info("%s on %s: %d examples, %d steps/epoch, %d devices, %s\n%s", config.model.name,
                      config.data.name, feeder.num_examples, feeder.steps_per_epoch, mesh.devices.size,
                      type(feeder).__name__, summary)
         (workdir / "summary.txt").write_text(str(summary) + "\n")
-        state = initial_state(config, model, image_shape, mesh)
+        state = init_fn()
+        total_steps = config.get("num_steps") or feeder.steps_per_epoch * config.num_epochs
         with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
             restored = checkpointer.restore_latest(state)
             with JsonlWriter(workdir / "metrics.jsonl") as writer:
@@ -170,11 +173,11 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Modu
                     state = restored
                     logging.info("resumed from step %d", int(state.step))
                 loop = Loop(step_fn=step_fn, feeder=feeder,
-                            total_steps=feeder.steps_per_epoch * config.num_epochs,
+                            total_steps=total_steps,
                             steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer,
                             writer=writer, log_every_steps=config.log_every_steps,
                             on_epoch_end=on_epoch_end, hooks=hooks)
                 state = loop.run(state, history)
     finally:
         feeder.close()
-    return state, read_jsonl(workdir / "metrics.jsonl"), summary
+    return state, read_jsonl(workdir / "metrics.jsonl")

@@ -242,3 +242,25 @@ def latent_histograms(z: np.ndarray, path, ncols: int = 10) -> pathlib.Path:
         ax.text(0.03, 0.85, str(k), transform=ax.transAxes, fontsize=7)
     fig.suptitle("first latent dimensions of the held-out faces (bars) against N(0, 1) (line)", fontsize=10)
     return _save(fig, path)
+
+
+def gan_history(steps: list[dict], path) -> pathlib.Path:
+    """Fig 4-8: the discriminator's loss and accuracy on real and fake images and the
+    generator's, per step (light) and smoothed over 1% of the run (dark)."""
+    x = np.array([r["step"] for r in steps])
+    w = max(1, len(steps) // 100)
+    panels = [("loss", ["d_loss_real", "d_loss_fake", "d_loss", "g_loss"]),
+              ("accuracy", ["d_acc_real", "d_acc_fake", "g_acc"])]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, (title, keys) in zip(axes, panels):
+        for i, key in enumerate(keys):
+            y = np.array([r[key] for r in steps])
+            color = f"C{i}"
+            ax.plot(x, y, color=color, alpha=0.2, lw=0.6)
+            if len(y) >= w:
+                ax.plot(x[w - 1:], np.convolve(y, np.ones(w) / w, mode="valid"), color=color, lw=1.4, label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,126 @@
+"""Chapter 4: train and analyse the GAN (book 4.1-4.2).
+
+Per step the metrics log holds the discriminator's loss and accuracy on real and on fake images
+and the generator's loss. The analysis writes Fig 4-8 (those curves), Fig 4-9 (samples of one
+fixed latent batch at chosen steps, saved while training so a resumed run keeps them) and Fig 4-10
+(generated images beside their nearest training images by L1 distance, searched on device over
+the whole training set), and their numbers in results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Callable, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from gdl_jax import eval as geval
+from gdl_jax.errors import ConfigError
+from gdl_jax.models.gan import Discriminator, Generator
+from gdl_jax.models.summary import summarize
+from gdl_jax.train import adversarial, parallel, runner
+from gdl_jax.viz import figures
+
+VALUE_RANGE = (-1.0, 1.0)
+SAMPLE_SEED = 4242  # the fixed latent batch of Fig 4-9 and 4-10
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    for key in ("batch_size", "num_steps", "d_learning_rate", "g_learning_rate", "z_dim", "steps_per_dispatch",
+                "log_every_steps", "checkpoint_every_steps"):
+        if not config[key] > 0:
+            raise ConfigError(f"{key} must be positive, got {config[key]}")
+    if config.optimizer not in runner.OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(runner.OPTIMIZERS)}")
+    if config.data.train_subset < 0:
+        raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
+
+
+def build(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
+    tuples = lambda d: {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in d.items()}
+    try:
+        return Generator(**tuples(config.model.generator)), Discriminator(**tuples(config.model.discriminator))
+    except TypeError as e:
+        raise ConfigError(f"bad GAN model settings: {e}") from None
+
+
+def initial_state(config: ml_collections.ConfigDict, generator, discriminator, image_shape, mesh):
+    """The run's step-0 GANState, replicated over the mesh (a pure function of config.seed)."""
+    make = runner.OPTIMIZERS[config.optimizer]
+    kwargs = dict(config.get("optimizer_kwargs", {}))
+    try:
+        g_tx, d_tx = make(config.g_learning_rate, **kwargs), make(config.d_learning_rate, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"bad optimizer_kwargs for {config.optimizer!r}: {e}") from None
+    key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
+    return jax.jit(lambda k: adversarial.GANState.create(generator, discriminator, g_tx, d_tx, k, config.z_dim,
+                                                         image_shape),
+                   out_shardings=parallel.replicated(mesh))(key)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                       hooks: Sequence[Callable[[int, adversarial.GANState], None]] = ()) -> dict:
+    validate(config)
+    mesh = parallel.make_mesh()
+    parallel.check_batch_size(config.batch_size, mesh)
+    generator, discriminator = build(config)
+    train, _ = runner.load_splits(config, splits=("train",))
+    shape = train.images.shape[1:]
+    summary = "\n".join([str(summarize(discriminator, (1, *shape))), str(summarize(generator, (1, config.z_dim)))])
+    z_fixed = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED), (config.analysis.num_samples, config.z_dim))
+    generate = jax.jit(adversarial.generate)
+    snapshots = workdir / "samples"
+
+    def snapshot(step, state):
+        """At the first dispatch end at or past each target step, saves the fixed batch's samples
+        (a resumed run finds the targets it already passed saved, with the same images)."""
+        due = [t for t in config.analysis.sample_steps if t <= step and not (snapshots / f"target_{t}.npz").exists()]
+        if due:
+            snapshots.mkdir(parents=True, exist_ok=True)
+            images = np.asarray(generate(state.generator, z_fixed))
+            for t in due:
+                np.savez(snapshots / f"target_{t}.npz", images=images, step=step)
+
+    state, records = runner.fit(config, workdir, runner.device_feeder(config, train, mesh, VALUE_RANGE),
+                                adversarial.gan_train_step, mesh,
+                                lambda: initial_state(config, generator, discriminator, shape, mesh), summary,
+                                hooks=[snapshot, *hooks])
+    results = {"model": "gan", "data": config.data.name, "steps": int(state.step),
+               "discriminator_params": summarize(discriminator, (1, *shape)).total,
+               "generator_params": summarize(generator, (1, config.z_dim)).total,
+               **analyze(state, config, train.images, records, workdir, z_fixed)}
+    (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def to_unit(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] -> [0, 1] for display."""
+    return (np.asarray(images) + 1) / 2
+
+
+def analyze(state, config, train_images: np.ndarray, records: list[dict], workdir: pathlib.Path,
+            z_fixed: jax.Array) -> dict:
+    steps = [r for r in records if r["kind"] == "train"]
+    figures.gan_history(steps, workdir / "fig_4_8_history.png")
+    saved = []
+    for t in sorted(config.analysis.sample_steps):
+        path = workdir / "samples" / f"target_{t}.npz"
+        if path.exists():
+            with np.load(path) as f:
+                saved.append((int(f["step"]), f["images"]))
+    if saved:
+        figures.image_rows([to_unit(images) for _, images in saved], workdir / "fig_4_9_samples_during_training.png",
+                           row_labels=[f"step {step}" for step, _ in saved])
+    n = config.analysis.nearest_samples
+    samples = np.asarray(jax.jit(adversarial.generate)(state.generator, z_fixed[:n]))
+    index, distance = geval.nearest_l1(samples, train_images, scale=2 / 255, offset=-1.0)
+    figures.image_rows([to_unit(samples), train_images[index] / 255.0], workdir / "fig_4_10_nearest_training.png",
+                       row_labels=["generated", "nearest real (L1)"],
+                       col_labels=[f"L1 {d:.3f}" for d in distance])
+    tail = steps[-min(100, len(steps)):]
+    return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
+            "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
+            "sample_steps_saved": [step for step, _ in saved]}

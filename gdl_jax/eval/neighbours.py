@@ -1,0 +1,35 @@
+"""Nearest training images of generated samples, searched on device (book Fig 4-10)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@jax.jit
+def _chunk_l1(samples: jax.Array, chunk: jax.Array) -> jax.Array:
+    """Mean absolute pixel difference of every sample to every image of the chunk: (S, C)."""
+    a = samples.reshape(samples.shape[0], 1, -1)
+    b = chunk.reshape(1, chunk.shape[0], -1).astype(jnp.float32)
+    return jnp.abs(a - b).mean(-1)
+
+
+def nearest_l1(samples: np.ndarray, data: np.ndarray, scale: float = 1.0, offset: float = 0.0,
+               chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(index, distance) of each sample's nearest image in `data` by mean L1 distance (the book's
+    `np.mean(np.abs(img1 - img2))`), in chunks of `chunk` images on device.
+
+    data may be uint8: it is compared as data * scale + offset (e.g. 2/255 and -1 for [-1, 1]).
+    """
+    samples = jnp.asarray(samples, jnp.float32)
+    best_d = np.full(len(samples), np.inf)
+    best_i = np.zeros(len(samples), np.int64)
+    for start in range(0, len(data), chunk):
+        block = jnp.asarray(data[start:start + chunk]).astype(jnp.float32) * scale + offset
+        d = np.asarray(_chunk_l1(samples, block))
+        i = d.argmin(1)
+        better = d[np.arange(len(samples)), i] < best_d
+        best_d[better] = d[np.arange(len(samples)), i][better]
+        best_i[better] = start + i[better]
+    return best_i, best_d
