@@ -253,6 +253,9 @@ def gan_history(steps: list[dict], path) -> pathlib.Path:
               ("accuracy", ["d_acc_real", "d_acc_fake", "g_acc"])]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     for ax, (title, keys) in zip(axes, panels):
+        if title == "loss":  # a few early spikes would flatten the rest: the axis stops at the 99.5th percentile
+            top = np.quantile([r[k] for r in steps for k in keys], 0.995)
+            ax.set_ylim(0, 1.1 * top)
         for i, key in enumerate(keys):
             y = np.array([r[key] for r in steps])
             color = f"C{i}"
