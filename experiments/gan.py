@@ -9,6 +9,7 @@ the whole training set), and their numbers in results.json.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 from typing import Callable, Sequence
@@ -26,11 +27,16 @@ from gdl_jax.viz import figures
 
 VALUE_RANGE = (-1.0, 1.0)
 SAMPLE_SEED = 4242  # the fixed latent batch of Fig 4-9 and 4-10
+DIVERSITY_SAMPLES = 100  # generated (and real) images compared pairwise for sample_diversity
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    for key in ("batch_size", "num_steps", "d_learning_rate", "g_learning_rate", "z_dim", "steps_per_dispatch",
-                "log_every_steps", "checkpoint_every_steps"):
+    keys = ("batch_size", "num_steps", "d_learning_rate", "g_learning_rate", "z_dim", "steps_per_dispatch",
+            "log_every_steps", "checkpoint_every_steps", "generator_steps")
+    missing = [k for k in keys + ("optimizer", "analysis") if k not in config]
+    if missing:
+        raise ConfigError(f"a gan config needs {', '.join(missing)} (see experiments/configs/gan_quickdraw.py)")
+    for key in keys:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
     if config.optimizer not in runner.OPTIMIZERS:
@@ -85,7 +91,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                 np.savez(snapshots / f"target_{t}.npz", images=images, step=step)
 
     state, records = runner.fit(config, workdir, runner.device_feeder(config, train, mesh, VALUE_RANGE),
-                                adversarial.gan_train_step, mesh,
+                                functools.partial(adversarial.gan_train_step,
+                                                  generator_steps=config.generator_steps), mesh,
                                 lambda: initial_state(config, generator, discriminator, shape, mesh), summary,
                                 hooks=[snapshot, *hooks])
     results = {"model": "gan", "data": config.data.name, "steps": int(state.step),
@@ -94,6 +101,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                **analyze(state, config, train.images, records, workdir, z_fixed)}
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def mean_pairwise_l1(images: np.ndarray) -> float:
+    """Mean L1 distance (per pixel) over all pairs of distinct images."""
+    flat = np.asarray(images, np.float64).reshape(len(images), -1)
+    d = np.abs(flat[:, None] - flat[None]).mean(-1)
+    return float(d.sum() / (len(flat) * (len(flat) - 1)))
+
+
+def failure_numbers(steps: list[dict], samples: np.ndarray, real: np.ndarray) -> dict:
+    """Numbers that detect the book's two failure modes.
+
+    - sample_diversity: mean pairwise L1 of generated images over that of as many training
+      images: ~1 when samples vary as much as the data, near 0 under mode collapse (Fig 4-12).
+    - d_loss_swing: the range (max - min) of the 50-step moving average of the discriminator's
+      loss over the second half of the run: small when training settles, large when the losses
+      oscillate (Fig 4-11).
+    """
+    d_loss = np.array([r["d_loss"] for r in steps[len(steps) // 2:]])
+    w = min(50, len(d_loss))
+    smooth = np.convolve(d_loss, np.ones(w) / w, mode="valid")
+    return {"sample_diversity": mean_pairwise_l1(samples) / mean_pairwise_l1(real),
+            "d_loss_swing": float(smooth.max() - smooth.min())}
 
 
 def to_unit(images: np.ndarray) -> np.ndarray:
@@ -121,6 +151,11 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
                        row_labels=["generated", "nearest real (L1)"],
                        col_labels=[f"L1 {d:.3f}" for d in distance])
     tail = steps[-min(100, len(steps)):]
+    m = min(DIVERSITY_SAMPLES, len(train_images))
+    many = np.asarray(jax.jit(adversarial.generate)(
+        state.generator, jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 1), (m, config.z_dim))))
+    real = train_images[np.random.default_rng(config.seed).choice(len(train_images), m, replace=False)] * (2 / 255) - 1
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
+            **failure_numbers(steps, many, real),
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
             "sample_steps_saved": [step for step, _ in saved]}

@@ -68,8 +68,11 @@ def test_bad_vae_settings(mnist_dir, tmp_path):
     config.r_loss_factor = 0.0
     with pytest.raises(ConfigError, match="r_loss_factor must be positive"):
         train.train_and_evaluate(config, tmp_path)
-    config.task = "gan"
-    with pytest.raises(ConfigError, match="unknown task 'gan'"):
+    config.task = "diffusion"
+    with pytest.raises(ConfigError, match="unknown task 'diffusion'"):
+        train.train_and_evaluate(config, tmp_path)
+    config.task = "gan"   # a VAE config run as a GAN: the keys it lacks, named
+    with pytest.raises(ConfigError, match="a gan config needs num_steps, d_learning_rate"):
         train.train_and_evaluate(config, tmp_path)
 
 

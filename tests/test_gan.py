@@ -164,3 +164,26 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
                 np.load(tmp_path / "whole" / "samples" / f"target_{t}.npz") as b:
             np.testing.assert_array_equal(a["images"], b["images"])
             assert int(a["step"]) == int(b["step"])
+
+
+def test_failure_mode_numbers():
+    from experiments import gan
+
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (20, 4, 4, 1))
+    np.testing.assert_allclose(gan.mean_pairwise_l1(real[:2]), np.abs(real[0] - real[1]).mean())
+    collapsed = np.repeat(real[:1], 20, axis=0) + rng.normal(0, 0.01, (20, 4, 4, 1))
+    settled = [{"d_loss": 0.5 + 0.01 * np.sin(i)} for i in range(200)]
+    swinging = [{"d_loss": 0.5 + (0.8 if (i // 60) % 2 else 0.0)} for i in range(400)]
+    healthy = gan.failure_numbers(settled, real[::-1], real)
+    assert healthy["sample_diversity"] == pytest.approx(1.0) and healthy["d_loss_swing"] < 0.01
+    assert gan.failure_numbers(settled, collapsed, real)["sample_diversity"] < 0.05
+    assert gan.failure_numbers(swinging, real, real)["d_loss_swing"] > 0.7
+
+
+def test_generator_steps_run_several_generator_updates():
+    state = _tiny_state()
+    real = jnp.zeros((4, 8, 8, 1))
+    after, _ = jax.jit(adversarial.gan_train_step, static_argnames="generator_steps")(
+        state, (real, jnp.zeros(4, jnp.int32)), generator_steps=3)
+    assert int(after.generator.step) == 3 and int(after.discriminator.step) == 2 and int(after.step) == 1

@@ -75,17 +75,18 @@ def discriminator_update(state: GANState, real: jax.Array) -> tuple[GANState, di
     return state.replace(discriminator=d), metrics
 
 
-def generator_update(state: GANState, batch_size: int) -> tuple[GANState, dict]:
+def generator_update(state: GANState, batch_size: int, index: int = 0) -> tuple[GANState, dict]:
     """One generator update through the frozen discriminator, labels 1 ("real"); only the
-    generator's params are differentiated, so the discriminator's state is returned unchanged."""
+    generator's params are differentiated, so the discriminator's state is returned unchanged.
+    `index` numbers the step's generator updates (each draws its own noise)."""
     g, d = state.generator, state.discriminator
-    z = state.noise("g_noise", batch_size)
+    z = state.noise(f"g_noise_{index}", batch_size)
 
     def loss_fn(params):
         images, updates = g.apply_fn(g.variables(params), z, train=True, mutable=["batch_stats"],
-                                     rngs={"dropout": state.step_rng("g_dropout")})
-        logits = d.apply_fn(d.variables(), images, train=True, rngs={"dropout": state.step_rng("g_d_dropout")},
-                            mutable=["batch_stats"])[0]
+                                     rngs={"dropout": state.step_rng(f"g_dropout_{index}")})
+        logits = d.apply_fn(d.variables(), images, train=True, mutable=["batch_stats"],
+                            rngs={"dropout": state.step_rng(f"g_d_dropout_{index}")})[0]
         return losses.sigmoid_bce(logits, 1.0), (logits, updates)
 
     (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
@@ -93,9 +94,13 @@ def generator_update(state: GANState, batch_size: int) -> tuple[GANState, dict]:
     return state.replace(generator=g), {"g_loss": loss, "g_acc": losses.binary_accuracy(logits, 1.0)}
 
 
-def gan_train_step(state: GANState, batch: tuple[jax.Array, jax.Array]) -> tuple[GANState, dict]:
-    """One GAN step (book Example 4-5): the discriminator on real then fake, then the generator."""
+def gan_train_step(state: GANState, batch: tuple[jax.Array, jax.Array],
+                   generator_steps: int = 1) -> tuple[GANState, dict]:
+    """One GAN step (book Example 4-5): the discriminator on real then fake, then the generator,
+    `generator_steps` times in a row (more than 1 lets the generator run ahead of the
+    discriminator: the book's recipe for mode collapse, Fig 4-12). Metrics of the last update."""
     real, _ = batch
     state, d_metrics = discriminator_update(state, real)
-    state, g_metrics = generator_update(state, real.shape[0])
+    for i in range(generator_steps):  # unrolled
+        state, g_metrics = generator_update(state, real.shape[0], i)
     return state.replace(step=state.step + 1), {**d_metrics, **g_metrics}
