@@ -225,7 +225,7 @@ def _process_rows(batch_size: int, mesh: Mesh) -> np.ndarray:
 
 
 def feed_batches(feeder: Feeder, step: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The k host batches a feeder serves from `step` (for tests and the benchmark)."""
+    """The k batches a feeder serves from `step`, as host arrays (to inspect or compare feeders)."""
     args = feeder.get(step, k)
     fn = jax.jit(lambda a: [feeder.batch(a, j) for j in range(k)])
     return [tuple(np.asarray(x) for x in b) for b in jax.device_get(fn(args))]

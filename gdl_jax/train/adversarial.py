@@ -7,8 +7,6 @@ the generator's params only and returns the discriminator's state untouched (and
 
 from __future__ import annotations
 
-import zlib
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -16,7 +14,7 @@ import optax
 from flax import struct
 
 from gdl_jax import losses
-from gdl_jax.train.state import TrainState
+from gdl_jax.train.state import TrainState, step_key
 
 
 class GANState(struct.PyTreeNode):
@@ -39,7 +37,7 @@ class GANState(struct.PyTreeNode):
 
     def step_rng(self, name: str) -> jax.Array:
         """A key for this step only: a pure function of (root rng, step, name)."""
-        return jax.random.fold_in(jax.random.fold_in(self.rng, self.step), zlib.crc32(name.encode()))
+        return step_key(self.rng, self.step, name)
 
     def noise(self, name: str, n: int) -> jax.Array:
         """z ~ N(0, I), (n, z_dim), drawn with this step's key `name`."""

@@ -45,4 +45,10 @@ class TrainState(struct.PyTreeNode):
 
     def step_rng(self, name: str) -> jax.Array:
         """A key for this step only: a pure function of (root rng, step, name)."""
-        return jax.random.fold_in(jax.random.fold_in(self.rng, self.step), zlib.crc32(name.encode()))
+        return step_key(self.rng, self.step, name)
+
+
+def step_key(rng: jax.Array, step: jax.Array, name: str) -> jax.Array:
+    """The key of stream `name` at `step`: a pure function of (root rng, step, name), so a
+    resumed run draws the same numbers."""
+    return jax.random.fold_in(jax.random.fold_in(rng, step), zlib.crc32(name.encode()))
