@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from gdl_jax import eval as geval
+from gdl_jax import models
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.gan import Discriminator, Generator
 from gdl_jax.models.summary import summarize
@@ -46,11 +47,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
-    tuples = lambda d: {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in d.items()}
-    try:
-        return Generator(**tuples(config.model.generator)), Discriminator(**tuples(config.model.discriminator))
-    except TypeError as e:
-        raise ConfigError(f"bad GAN model settings: {e}") from None
+    return (models.build("generator", **config.model.generator),
+            models.build("discriminator", **config.model.discriminator))
 
 
 def initial_state(config: ml_collections.ConfigDict, generator, discriminator, image_shape, mesh):
@@ -75,7 +73,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     generator, discriminator = build(config)
     train, _ = runner.load_splits(config, splits=("train",))
     shape = train.images.shape[1:]
-    summary = "\n".join([str(summarize(discriminator, (1, *shape))), str(summarize(generator, (1, config.z_dim)))])
+    d_summary, g_summary = summarize(discriminator, (1, *shape)), summarize(generator, (1, config.z_dim))
+    summary = f"{d_summary}\n{g_summary}"
     z_fixed = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED), (config.analysis.num_samples, config.z_dim))
     generate = jax.jit(adversarial.generate)
     snapshots = workdir / "samples"
@@ -96,8 +95,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                 lambda: initial_state(config, generator, discriminator, shape, mesh), summary,
                                 hooks=[snapshot, *hooks])
     results = {"model": "gan", "data": config.data.name, "steps": int(state.step),
-               "discriminator_params": summarize(discriminator, (1, *shape)).total,
-               "generator_params": summarize(generator, (1, config.z_dim)).total,
+               "discriminator_params": d_summary.total, "generator_params": g_summary.total,
                **analyze(state, config, train.images, records, workdir, z_fixed)}
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

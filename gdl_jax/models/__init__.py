@@ -23,7 +23,8 @@ def _autoencoder(cls, variational: bool):
 
 
 MODELS = {"mlp": MLP, "small_conv": SmallConvNet, "cnn": CNN,
-          "autoencoder": _autoencoder(Autoencoder, False), "vae": _autoencoder(VAE, True)}
+          "autoencoder": _autoencoder(Autoencoder, False), "vae": _autoencoder(VAE, True),
+          "generator": Generator, "discriminator": Discriminator}
 
 
 def build(name: str, **kwargs) -> nn.Module:
