@@ -148,10 +148,13 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
             workdir: pathlib.Path) -> dict:
     """The figures and numbers of a trained model (digits or faces), and workdir/latents.npz."""
     workdir.mkdir(parents=True, exist_ok=True)
-    z = trained.encode(test.images)
+    if is_faces(config):  # the faces analysis needs q(z|x) too: one encoder pass gives both
+        z, log_var = trained.posterior(test.images)
+    else:
+        z = trained.encode(test.images)
     latents = {"z_min": z.min(0), "z_max": z.max(0)}
     if is_faces(config):
-        out = analyze_faces(trained, config, train, test, test_attributes > 0, z, workdir, latents)
+        out = analyze_faces(trained, config, train, test, test_attributes > 0, z, log_var, workdir, latents)
     else:
         out = analyze_digits(trained, config, test, z, workdir)
     tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
@@ -204,7 +207,8 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def analyze_faces(trained: TrainedModel, config, train, test: gdata.ArrayData, test_attrs: np.ndarray,
-                  z: np.ndarray, workdir: pathlib.Path, latents: dict) -> dict:
+                  z: np.ndarray, log_var: np.ndarray, workdir: pathlib.Path, latents: dict) -> dict:
+    """z, log_var: the held-out faces' posterior means and log-variances."""
     a = config.analysis
     rng = np.random.default_rng(config.seed)
     faces = gdata.to_float(test.images)
@@ -215,8 +219,7 @@ def analyze_faces(trained: TrainedModel, config, train, test: gdata.ArrayData, t
                        row_labels=["original", "reconstruction"])
     # Fig 3-19 shows z sampled from q(z|x), as the book's encoder outputs it: their spread over
     # the data (the aggregate posterior) is what sampling from N(0, I) relies on.
-    mu, log_var = trained.posterior(test.images)
-    z_sampled = mu + np.exp(log_var / 2) * rng.standard_normal(mu.shape)
+    z_sampled = z + np.exp(log_var / 2) * rng.standard_normal(z.shape)
     dims = min(NUM_HISTOGRAM_DIMS, z.shape[1])
     figures.latent_histograms(z_sampled[:, :dims], workdir / "fig_3_19_latent_histograms.png")
     figures.image_grid(trained.sample(30, seed=config.seed), workdir / "fig_3_20_new_faces.png", ncols=10)
@@ -252,7 +255,7 @@ def analyze_faces(trained: TrainedModel, config, train, test: gdata.ArrayData, t
     index = {name: k for k, name in enumerate(trained.attribute_names)}
     separation = {name: auc(z @ vectors[index[name]], test_attrs[:, index[name]]) for name in a.attributes}
     g = geval.gaussianity(z_sampled[:, :dims])
-    mu_std = mu.std(0)
+    mu_std = z.std(0)
     return {"latent_first_dims": dims, "latent": g,
             "latent_summary": {"mean_abs_mean": float(np.mean(np.abs(g["mean"]))), "mean_std": float(np.mean(g["std"])),
                                "mean_ks": float(np.mean(g["ks_to_standard_normal"])),
