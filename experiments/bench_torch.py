@@ -1,5 +1,5 @@
-"""The chapter 2 classifiers, the chapter 3 autoencoders / VAEs (digits and faces) and their train step in idiomatic
-eager PyTorch, for the benchmark.
+"""The chapter 2 classifiers, the chapter 3 autoencoders / VAEs (digits and faces) and their train
+step in idiomatic eager PyTorch, for the benchmark.
 
 Only experiments/benchmark.py imports this module (torch is the optional `bench` extra; the
 library never imports it). The architectures mirror gdl_jax/models/classifiers.py layer for
@@ -47,6 +47,26 @@ def _cnn() -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def _reconstruction_loss(model: nn.Module, x: torch.Tensor, shape_before_flattening: tuple[int, int, int],
+                         r_loss_factor: float) -> torch.Tensor:
+    """Batch means, as the JAX steps compute: MSE for an autoencoder, r_loss_factor * MSE + KL for
+    a VAE (z sampled by reparameterisation). `model` has encoder, heads (z, or mu and log_var),
+    dense, decoder."""
+    h = model.encoder(x)
+    if model.variational:
+        mu, log_var = model.heads[0](h), model.heads[1](h)
+        z = mu + torch.exp(log_var / 2) * torch.randn_like(mu)
+    else:
+        z = model.heads[0](h)
+    x_hat = model.decoder(model.dense(z).view(-1, *shape_before_flattening)
+                          .contiguous(memory_format=torch.channels_last))
+    mse = torch.mean((x - x_hat) ** 2)
+    if not model.variational:
+        return mse
+    kl = -0.5 * torch.sum(1 + log_var - mu ** 2 - torch.exp(log_var), dim=1)
+    return r_loss_factor * mse + kl.mean()
+
+
 class _Autoencoder(nn.Module):
     """The book's MNIST autoencoder / VAE (z_dim 2): stride-2 ConvTranspose2d with
     output_padding=1 doubles the size as Keras' 'same' Conv2DTranspose does."""
@@ -65,19 +85,8 @@ class _Autoencoder(nn.Module):
             nn.ConvTranspose2d(64, 32, 3, 2, 1, 1), act(), nn.ConvTranspose2d(32, 1, 3, 1, 1), nn.Sigmoid())
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """MSE (autoencoder) or 1000 * MSE + KL (VAE), batch means, as the JAX steps compute."""
-        h = self.encoder(x)
-        if self.variational:
-            mu, log_var = self.heads[0](h), self.heads[1](h)
-            z = mu + torch.exp(log_var / 2) * torch.randn_like(mu)
-        else:
-            z = self.heads[0](h)
-        x_hat = self.decoder(self.dense(z).view(-1, 64, 7, 7).contiguous(memory_format=torch.channels_last))
-        mse = torch.mean((x - x_hat) ** 2)
-        if not self.variational:
-            return mse
-        kl = -0.5 * torch.sum(1 + log_var - mu ** 2 - torch.exp(log_var), dim=1)
-        return 1000.0 * mse + kl.mean()
+        """MSE (autoencoder) or 1000 * MSE + KL (VAE)."""
+        return _reconstruction_loss(self, x, (64, 7, 7), 1000.0)
 
 
 class _FacesVAE(nn.Module):
@@ -106,12 +115,7 @@ class _FacesVAE(nn.Module):
         self.variational = True
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(x)
-        mu, log_var = self.heads[0](h), self.heads[1](h)
-        z = mu + torch.exp(log_var / 2) * torch.randn_like(mu)
-        x_hat = self.decoder(self.dense(z).view(-1, 64, 8, 8).contiguous(memory_format=torch.channels_last))
-        kl = -0.5 * torch.sum(1 + log_var - mu ** 2 - torch.exp(log_var), dim=1)
-        return 10000.0 * torch.mean((x - x_hat) ** 2) + kl.mean()
+        return _reconstruction_loss(self, x, (64, 8, 8), 10000.0)
 
 
 BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn,
