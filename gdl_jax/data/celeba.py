@@ -145,10 +145,6 @@ class CelebA:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _local=threading.local())
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.size, self.size, 3)
-
     def attributes_of(self, indices: Sequence[int]) -> np.ndarray:
         """int8 (len(indices), 40) of +1 / -1."""
         return self.attributes[np.asarray(indices)]
@@ -195,10 +191,6 @@ class TfdsCelebA:
 
     def __len__(self) -> int:
         return len(self._ds)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.size, self.size, 3)
 
     def attributes_of(self, indices: Sequence[int]) -> np.ndarray:
         rows = [self._ds[int(i)]["attributes"] for i in indices]
