@@ -35,6 +35,7 @@ from gdl_jax.train import parallel
 
 class Feeder(Protocol):
     """What the loop needs from a feeder."""
+    num_examples: int
     steps_per_epoch: int
 
     def get(self, step: int, k: int) -> tuple:
