@@ -118,10 +118,69 @@ class _FacesVAE(nn.Module):
         return _reconstruction_loss(self, x, (64, 8, 8), 10000.0)
 
 
+class _GAN(nn.Module):
+    """The book's Quick Draw GAN (Fig 4-4, 4-5): discriminator (ReLU, Dropout 0.4, stride-2 5x5
+    convs, logits) and generator (Dense, BatchNorm momentum 0.9, nearest UpSampling + 5x5 convs,
+    tanh). Padding 2 gives Keras' 'same' output shapes."""
+
+    def __init__(self, z_dim: int = 100):
+        super().__init__()
+        d, c_in = [], 1
+        for c_out, stride in zip((64, 64, 128, 128), (2, 2, 2, 1)):
+            d += [nn.Conv2d(c_in, c_out, 5, stride, 2), nn.ReLU(), nn.Dropout(0.4)]
+            c_in = c_out
+        self.discriminator = nn.Sequential(*d, nn.Flatten(), nn.Linear(4 * 4 * 128, 1))
+        bn = lambda c: nn.BatchNorm2d(c, eps=BN_EPS, momentum=0.1)  # Keras momentum 0.9
+        g, c_in = [], 64
+        for c_out, up in zip((128, 64, 64), (2, 2, 1)):
+            g += ([nn.Upsample(scale_factor=2, mode="nearest")] if up > 1 else [])
+            g += [nn.Conv2d(c_in, c_out, 5, 1, 2), bn(c_out), nn.ReLU()]
+            c_in = c_out
+        self.generator_dense = nn.Sequential(nn.Linear(z_dim, 7 * 7 * 64),
+                                             nn.BatchNorm1d(7 * 7 * 64, eps=BN_EPS, momentum=0.1), nn.ReLU())
+        self.generator_convs = nn.Sequential(*g, nn.Conv2d(64, 1, 5, 1, 2), nn.Tanh())
+        self.z_dim = z_dim
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.generator_dense(z).view(-1, 64, 7, 7).contiguous(memory_format=torch.channels_last)
+        return self.generator_convs(h)
+
+
+def _gan_steps(model: _GAN, lr_d: float = 8e-4, lr_g: float = 4e-4) -> Callable[[torch.Tensor], None]:
+    """One full GAN update as the book's train step: the discriminator on real (label 1), then on
+    as many generated images (label 0, generator in inference mode), then the generator through
+    the discriminator with its params frozen (requires_grad off: no weight gradients wasted)."""
+    d, bce = model.discriminator, nn.BCEWithLogitsLoss()
+    g_params = [*model.generator_dense.parameters(), *model.generator_convs.parameters()]
+    opt_d = torch.optim.RMSprop(d.parameters(), lr=lr_d, alpha=0.9, eps=1e-7)
+    opt_g = torch.optim.RMSprop(g_params, lr=lr_g, alpha=0.9, eps=1e-7)
+
+    def step(real: torch.Tensor) -> None:
+        n = real.shape[0]
+        ones, zeros = torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)
+        d.requires_grad_(True)
+        model.generator_dense.eval(), model.generator_convs.eval()
+        with torch.no_grad():
+            fake = model.generate(torch.randn(n, model.z_dim, device=real.device))
+        model.generator_dense.train(), model.generator_convs.train()
+        for images, labels in ((real, ones), (fake, zeros)):
+            opt_d.zero_grad(set_to_none=True)
+            bce(d(images), labels).backward()
+            opt_d.step()
+        d.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        bce(d(model.generate(torch.randn(n, model.z_dim, device=real.device))), ones).backward()
+        opt_g.step()
+
+    return step
+
+
 BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn,
-            "autoencoder": lambda: _Autoencoder(False), "vae": lambda: _Autoencoder(True), "vae_faces": _FacesVAE}
-CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces"})
-INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28), "vae_faces": (3, 128, 128)}  # others: (3, 32, 32)
+            "autoencoder": lambda: _Autoencoder(False), "vae": lambda: _Autoencoder(True), "vae_faces": _FacesVAE,
+            "gan": _GAN}
+CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces", "gan"})
+INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28), "vae_faces": (3, 128, 128),
+                "gan": (1, 28, 28)}  # others: (3, 32, 32)
 
 
 def build(name: str) -> nn.Module:
@@ -149,17 +208,19 @@ def device() -> str:
 
 def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threads: int,
                         seed: int = 0) -> tuple[Callable[[], None], int]:
-    """(repeat, model parameter count): `repeat` runs `steps_per_repeat` train steps of Adam(5e-4)
-    on pre-generated random batches.
+    """(repeat, model parameter count): `repeat` runs `steps_per_repeat` train steps on
+    pre-generated random batches.
 
     A step is zero_grad, forward, loss (cross-entropy for classifiers, the reconstruction loss
-    for autoencoders), backward, optimizer.step, as in the JAX dispatch of k steps.
+    for autoencoders), backward, Adam(5e-4) step, as in the JAX dispatch of k steps; for the GAN
+    the book's full update with RMSprop (`_gan_steps`).
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     dev = device()
     model = build(name).to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    gan_step = _gan_steps(model) if name == "gan" else None
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
     memory_format = torch.channels_last if name in CONV_MODELS else torch.contiguous_format
@@ -173,6 +234,9 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
 
     def repeat() -> None:
         for x, y in batches:
+            if gan_step is not None:
+                gan_step(x * 2 - 1)
+                continue
             optimizer.zero_grad(set_to_none=True)
             loss = model.loss(x) if hasattr(model, "variational") else loss_fn(model(x), y)
             loss.backward()

@@ -1,16 +1,18 @@
 """Training-step speed, JAX (the real training path) vs eager PyTorch: the chapter 2
-classifiers on CIFAR-10 shapes, the chapter 3 MNIST autoencoder and VAE, and the faces VAE
-(with --feeder_data_dir, beside the images/s the streamed CelebA feeder delivers on its own).
+classifiers on CIFAR-10 shapes, the chapter 3 MNIST autoencoder and VAE, the faces VAE
+(with --feeder_data_dir, beside the images/s the streamed CelebA feeder delivers on its own), and
+the chapter 4 GAN's full update (discriminator on real and fake, then generator).
 
 python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
 python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
 python -m experiments.benchmark --models=vae_faces --batch_sizes=32 --feeder_data_dir=/path/to/data
+python -m experiments.benchmark --models=gan --batch_sizes=64
 
 Per model and batch size, in one process, timed in turn (JAX, torch, JAX, torch, ...) so that both
 see the same load on a shared machine: the JAX dispatch that training runs (`make_dispatch(<train
 step>, ...)`: k unrolled steps that gather their own batches from uint8 data on device) and the same
-model and Adam step in eager PyTorch (experiments/bench_torch.py). Epoch time is full batches per
-epoch x the median step. Prints a markdown table (ratio > 1: JAX is faster) and writes
+model and step in eager PyTorch (experiments/bench_torch.py): Adam, or the GAN's two RMSprops.
+Epoch time is full batches per epoch x the median step. Prints a markdown table (ratio > 1: JAX is faster) and writes
 benchmark.json and benchmark.md to --output_dir. Compare numbers only within one run.
 """
 
@@ -29,7 +31,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import Callable, Sequence  # noqa: E402
+from typing import Any, Callable, Sequence  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -42,7 +44,7 @@ from gdl_jax import data as gdata  # noqa: E402
 from gdl_jax import models  # noqa: E402
 from gdl_jax.errors import ConfigError, GdlError  # noqa: E402
 from gdl_jax.models.summary import summarize  # noqa: E402
-from gdl_jax.train import parallel, steps  # noqa: E402
+from gdl_jax.train import adversarial, parallel, steps  # noqa: E402
 from gdl_jax.train.loop import make_dispatch  # noqa: E402
 from gdl_jax.train.state import TrainState  # noqa: E402
 
@@ -50,13 +52,27 @@ NUM_CLASSES = 10
 LEARNING_RATE = 5e-4
 
 
+InitFn = Callable[[dict, jax.Array], tuple[Any, int]]
+
+
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """What one benchmark row trains: the model, its input, its train step, its epoch size."""
+    """What one benchmark row trains: its input, its train step, its epoch size, and
+    init(model_kwargs, key) -> (step-0 train state, parameter count)."""
     image_shape: tuple[int, int, int]
     epoch_size: int
     step_fn: Callable
-    build: Callable[[dict], nn.Module]
+    init: InitFn
+
+
+def _adam(image_shape: tuple[int, int, int], build: Callable[[dict], nn.Module]) -> InitFn:
+    """init for a one-network model trained with Adam(LEARNING_RATE)."""
+    def init(kw: dict, key: jax.Array) -> tuple[TrainState, int]:
+        model = build(kw)
+        sample = jnp.zeros((1, *image_shape), jnp.float32)
+        return (TrainState.create(model, optax.adam(LEARNING_RATE), key, sample),
+                summarize(model, (1, *image_shape)).total)
+    return init
 
 
 def _autoencoder(task: str, faces: bool = False) -> Callable[[dict], nn.Module]:
@@ -67,15 +83,31 @@ def _autoencoder(task: str, faces: bool = False) -> Callable[[dict], nn.Module]:
     return lambda kw: models.build(task, encoder={**model.encoder, **kw}, decoder={**model.decoder, **kw})
 
 
+def _gan_init(kw: dict, key: jax.Array) -> tuple[adversarial.GANState, int]:
+    """The book's Quick Draw GAN with its RMSprop settings; model_kwargs go to both networks."""
+    from experiments.configs import gan_quickdraw
+
+    c = gan_quickdraw.get_config()
+    g = models.build("generator", **{**c.model.generator, **kw})
+    d = models.build("discriminator", **{**c.model.discriminator, **kw})
+    g_tx, d_tx = (optax.rmsprop(lr, **c.optimizer_kwargs) for lr in (c.g_learning_rate, c.d_learning_rate))
+    state = adversarial.GANState.create(g, d, g_tx, d_tx, key, c.z_dim, (28, 28, 1))
+    return state, summarize(g, (1, c.z_dim)).total + summarize(d, (1, 28, 28, 1)).total
+
+
 WORKLOADS = {
     **{name: Workload((32, 32, 3), 50_000, steps.classifier_train_step,
-                      lambda kw, name=name: models.build(name, **kw)) for name in ("mlp", "small_conv", "cnn")},
-    "autoencoder": Workload((28, 28, 1), 60_000, steps.autoencoder_train_step, _autoencoder("autoencoder")),
+                      _adam((32, 32, 3), lambda kw, name=name: models.build(name, **kw)))
+       for name in ("mlp", "small_conv", "cnn")},
+    "autoencoder": Workload((28, 28, 1), 60_000, steps.autoencoder_train_step,
+                            _adam((28, 28, 1), _autoencoder("autoencoder"))),
     "vae": Workload((28, 28, 1), 60_000, functools.partial(steps.vae_train_step, r_loss_factor=1000.0),
-                    _autoencoder("vae")),
+                    _adam((28, 28, 1), _autoencoder("vae"))),
     # CelebA's official train partition
     "vae_faces": Workload((128, 128, 3), 162_770, functools.partial(steps.vae_train_step, r_loss_factor=10000.0),
-                          _autoencoder("vae", faces=True)),
+                          _adam((128, 128, 3), _autoencoder("vae", faces=True))),
+    # the book's run: 2000 steps of batch 64 ("epoch s" is that run's time at batch 64)
+    "gan": Workload((28, 28, 1), 2000 * 64, adversarial.gan_train_step, _gan_init),
 }
 
 FLAGS = flags.FLAGS
@@ -153,7 +185,6 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     mesh = parallel.make_mesh()
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
-    model = workload.build(model_kwargs or {})
     rng = np.random.default_rng(seed)
     n = k * batch_size  # one epoch = one dispatch, so first_index 0 is always in range
     host = gdata.ArrayData(rng.integers(0, 256, (n, *workload.image_shape), dtype=np.uint8),
@@ -162,10 +193,8 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     feeder = gdata.DeviceFeeder(gdata.to_device(host, mesh), jax.random.PRNGKey(seed), batch_size, mesh)
     args = feeder.get(0, k)
 
-    tx = optax.adam(LEARNING_RATE)
-    sample = jnp.zeros((1, *workload.image_shape), jnp.float32)
-    state = jax.jit(lambda key: TrainState.create(model, tx, key, sample),
-                    out_shardings=parallel.replicated(mesh))(jax.random.PRNGKey(seed))
+    state, params = workload.init(model_kwargs or {}, jax.random.PRNGKey(seed))
+    state = jax.device_put(state, parallel.replicated(mesh))
     dispatch = make_dispatch(workload.step_fn, feeder.batch, k)
 
     t0 = time.perf_counter()
@@ -177,7 +206,7 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
         state, _ = jax.block_until_ready(compiled(state, *args))
 
     flops = _flops(compiled)
-    return {"params": summarize(model, (1, *workload.image_shape)).total, "compile_s": compile_s,
+    return {"params": params, "compile_s": compile_s,
             "flops_per_step": flops / k if flops is not None else None, "repeat": repeat}
 
 

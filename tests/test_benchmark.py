@@ -41,7 +41,8 @@ def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
 
 @pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554),
                                          ("autoencoder", 200_963), ("vae", 207_237),
-                                         ("vae_faces", 1_732_944 + 917_123)])
+                                         ("vae_faces", 1_732_944 + 917_123),
+                                         ("gan", 720_833 + 844_161)])
 def test_torch_twins_have_the_jax_parameter_counts(name, total):
     pytest.importorskip("torch")
     from experiments import bench_torch
@@ -88,6 +89,13 @@ def test_autoencoder_workloads_run_on_both_sides():
     lax_rows = benchmark.run_benchmark(["autoencoder"], [8], steps_per_dispatch=1, warmup=0, iters=1,
                                        model_kwargs={"subpixel": False})
     assert lax_rows[0]["params"] == 200_963
+
+
+def test_gan_workload_runs_the_full_update_on_both_sides():
+    torch_bench = benchmark.load_torch_bench()
+    [row] = benchmark.run_benchmark(["gan"], [4], steps_per_dispatch=1, warmup=0, iters=1,
+                                    torch_bench=torch_bench, torch_threads=1)
+    assert row["params"] == 720_833 + 844_161 and row["jax_steps_per_s"] > 0 and row["gflop_per_step"] > 0
 
 
 def test_streamed_feeder_alone_delivers_faces(tmp_path):

@@ -22,6 +22,8 @@ DIMS = ("NHWC", "HWIO", "NHWC")
     (9, 3, 2, "VALID", 2, 3),
     (12, 3, 3, "SAME", 2, 2),     # stride 3
     (8, 3, 1, "SAME", 2, 3),      # stride 1: lax's own path
+    (4, 5, 1, "SAME", 8, 8),      # a kernel larger than its input (the GAN discriminator's last conv): im2col
+    (3, 5, 2, "SAME", 4, 6),
 ])
 @pytest.mark.parametrize("thin_patch", [0, 10**6])   # the phase path / the im2col path
 def test_gradients_match_lax(size, kernel, stride, padding, cin, cout, thin_patch, monkeypatch):
@@ -102,3 +104,25 @@ def test_second_order_gradients_match_lax(thin_patch, monkeypatch):
     want = jax.grad(penalty(lax.conv_general_dilated), (0, 1))(w1, w2)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("size, kernel, factor, cin, cout", [
+    (7, 5, 2, 6, 8),     # the GAN generator's UpSampling2D + 5x5 conv
+    (5, 3, 2, 3, 4),
+    (4, 4, 2, 2, 3),     # even kernel: 'same' pads (1, 2)
+    (3, 5, 3, 2, 2),     # factor 3
+    (6, 1, 2, 3, 5),
+])
+def test_upsample_conv_matches_upsampling_then_lax(size, kernel, factor, cin, cout):
+    from gdl_jax.models.gan import upsample_nearest
+
+    x = jax.random.normal(jax.random.key(0), (2, size, size + 1, cin))
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, cin, cout))
+    plain = lambda x, w: lax.conv_general_dilated(upsample_nearest(x, factor), w, (1, 1), "SAME",
+                                                  dimension_numbers=DIMS)
+    loss = lambda fn: lambda x, w: jnp.sum(jnp.sin(fn(x, w)))
+    assert conv.upsample_conv(x, w, factor).shape == (2, size * factor, (size + 1) * factor, cout)
+    want = jax.jit(jax.value_and_grad(loss(plain), (0, 1)))(x, w)
+    got = jax.jit(jax.value_and_grad(loss(lambda x, w: conv.upsample_conv(x, w, factor)), (0, 1)))(x, w)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

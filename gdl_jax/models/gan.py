@@ -5,6 +5,11 @@ optional BatchNorm; the generator's UpSampling2D (nearest, x2) + stride-1 conv b
 conventions: 'same' padding, BatchNorm epsilon 1e-3 with the given momentum, weights drawn from
 N(0, 0.02) as the book's GAN initialises them. The discriminator returns logits (the book's
 sigmoid lives in the loss, `losses.sigmoid_bce`, which is the numerically stable form).
+
+With `subpixel` (the default) the same layers compute faster on XLA:CPU, same params and numbers:
+the discriminator's convs take `conv.conv_general_dilated` (im2col for the 1-channel first conv,
+sub-pixel input gradients for the strided ones, which the generator's update goes through), and
+each UpSampling2D + conv runs as `conv.upsample_conv` (0.36x the FLOPs for 5x5 kernels).
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+
+from gdl_jax.models import conv
 
 GAN_INIT = nn.initializers.normal(0.02)
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2), "tanh": jnp.tanh}
@@ -25,6 +33,24 @@ def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
     return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
 
 
+class UpsampleConv(nn.Module):
+    """UpSampling2D(factor) then a stride-1 'same' Conv2D; params as nn.Conv's (kernel, bias)."""
+    features: int
+    kernel_size: int
+    factor: int = 2
+    subpixel: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", GAN_INIT, (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        if self.subpixel:
+            return conv.upsample_conv(x, kernel, self.factor) + bias
+        return lax.conv_general_dilated(upsample_nearest(x, self.factor), kernel, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+
+
 class Discriminator(nn.Module):
     """Convs (activation, optional BatchNorm after the first, dropout) -> Flatten -> Dense(1) logits."""
     filters: Sequence[int] = (64, 64, 128, 128)
@@ -33,12 +59,14 @@ class Discriminator(nn.Module):
     activation: str = "relu"
     dropout: float = 0.4
     batch_norm_momentum: float | None = None
+    subpixel: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        conv_fn = conv.conv_general_dilated if self.subpixel else lax.conv_general_dilated
         for i, (f, k, s) in enumerate(zip(self.filters, self.kernels, self.strides)):
             x = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=GAN_INIT,
-                        name=f"discriminator_conv_{i}")(x)
+                        conv_general_dilated=conv_fn, name=f"discriminator_conv_{i}")(x)
             if self.batch_norm_momentum and i > 0:
                 x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum, epsilon=1e-3)(x)
             x = ACTIVATIONS[self.activation](x)
@@ -59,6 +87,7 @@ class Generator(nn.Module):
     activation: str = "relu"
     batch_norm_momentum: float | None = 0.9
     dropout: float = 0.0
+    subpixel: bool = True
 
     def _norm(self, x, train: bool):
         if self.batch_norm_momentum:
@@ -74,8 +103,11 @@ class Generator(nn.Module):
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         last = len(self.filters) - 1
         for i, (f, k, s, up) in enumerate(zip(self.filters, self.kernels, self.strides, self.upsample)):
-            if up > 1:
-                x = upsample_nearest(x, up)
-            x = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=GAN_INIT, name=f"generator_conv_{i}")(x)
+            name = f"generator_conv_{i}"
+            if up > 1 and s == 1:
+                x = UpsampleConv(f, k, up, self.subpixel, name=name)(x)
+            else:
+                x = upsample_nearest(x, up) if up > 1 else x
+                x = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=GAN_INIT, name=name)(x)
             x = ACTIVATIONS[self.activation](self._norm(x, train)) if i < last else jnp.tanh(x)
         return x
