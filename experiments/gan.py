@@ -1,10 +1,12 @@
 """Chapter 4: train and analyse the GAN (book 4.1-4.2).
 
 Per step the metrics log holds the discriminator's loss and accuracy on real and on fake images
-and the generator's loss. The analysis writes Fig 4-8 (those curves), Fig 4-9 (samples of one
-fixed latent batch at chosen steps, saved while training so a resumed run keeps them) and Fig 4-10
-(generated images beside their nearest training images by L1 distance, searched on device over
-the whole training set), and their numbers in results.json.
+and the generator's loss. The analysis writes Fig 4-8 (those curves; Fig 4-11 for a run whose
+losses oscillate), Fig 4-9 (samples of one fixed latent batch at chosen steps, saved while
+training so a resumed run keeps them), Fig 4-10 (generated images beside their nearest training
+images by L1 distance, searched on device over the whole training set), a grid of 50 samples
+(Fig 4-12 for a collapsed run), and their numbers in results.json, with two that detect the
+failure modes (`failure_numbers`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gdl_jax.viz import figures
 VALUE_RANGE = (-1.0, 1.0)
 SAMPLE_SEED = 4242  # the fixed latent batch of Fig 4-9 and 4-10
 DIVERSITY_SAMPLES = 100  # generated (and real) images compared pairwise for sample_diversity
+GRID_SAMPLES = 50        # of those generated images, shown in the samples grid (Fig 4-12 under mode collapse)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -40,8 +43,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in keys:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
-    if config.optimizer not in runner.OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(runner.OPTIMIZERS)}")
+    runner.make_optimizer(config, config.d_learning_rate)
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
 
@@ -53,12 +55,8 @@ def build(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
 
 def initial_state(config: ml_collections.ConfigDict, generator, discriminator, image_shape, mesh):
     """The run's step-0 GANState, replicated over the mesh (a pure function of config.seed)."""
-    make = runner.OPTIMIZERS[config.optimizer]
-    kwargs = dict(config.get("optimizer_kwargs", {}))
-    try:
-        g_tx, d_tx = make(config.g_learning_rate, **kwargs), make(config.d_learning_rate, **kwargs)
-    except TypeError as e:
-        raise ConfigError(f"bad optimizer_kwargs for {config.optimizer!r}: {e}") from None
+    g_tx = runner.make_optimizer(config, config.g_learning_rate)
+    d_tx = runner.make_optimizer(config, config.d_learning_rate)
     key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
     return jax.jit(lambda k: adversarial.GANState.create(generator, discriminator, g_tx, d_tx, k, config.z_dim,
                                                          image_shape),
@@ -132,7 +130,7 @@ def to_unit(images: np.ndarray) -> np.ndarray:
 def analyze(state, config, train_images: np.ndarray, records: list[dict], workdir: pathlib.Path,
             z_fixed: jax.Array) -> dict:
     steps = [r for r in records if r["kind"] == "train"]
-    figures.gan_history(steps, workdir / "fig_4_8_history.png")
+    figures.gan_history(steps, workdir / config.analysis.history_png)
     saved = []
     for t in sorted(config.analysis.sample_steps):
         path = workdir / "samples" / f"target_{t}.npz"
@@ -153,6 +151,7 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
     many = np.asarray(jax.jit(adversarial.generate)(
         state.generator, jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 1), (m, config.z_dim))))
     real = train_images[np.random.default_rng(config.seed).choice(len(train_images), m, replace=False)] * (2 / 255) - 1
+    figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / config.analysis.grid_png)
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
             **failure_numbers(steps, many, real),
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],

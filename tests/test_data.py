@@ -120,3 +120,17 @@ def test_tfds_source_without_a_data_dir():
         mnist = gdata.load("mnist", "train", source="tfds")
     assert cifar.images.shape == (6, 32, 32, 3) and cifar.class_names[0] == "airplane"
     assert mnist.images.shape == (6, 28, 28, 1) and mnist.labels.dtype == np.int32
+
+
+def test_tfds_quickdraw_keeps_one_category():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=1500):
+        cats = gdata.load("quickdraw/cat", "train", source="tfds")
+        ds = tfds.data_source("quickdraw_bitmap", split="train")  # the same mock examples, read by hand
+        cat = ds.dataset_info.features["label"].names.index("cat")
+        want = [np.asarray(ds[i]["image"]) for i in range(len(ds)) if ds[i]["label"] == cat]
+        with pytest.raises(DataError, match="no category 'kitten'"):
+            gdata.load("quickdraw/kitten", "train", source="tfds")
+    assert len(want) > 0 and cats.class_names == ("cat",)
+    np.testing.assert_array_equal(cats.images, np.stack(want))
+    assert cats.images.shape[1:] == (28, 28, 1) and not cats.labels.any()

@@ -166,7 +166,8 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
     assert {"d_loss_real", "d_loss_fake", "d_acc_real", "d_acc_fake", "g_loss", "g_acc"} <= set(steps[0])
     # 5 steps an epoch, 2 per dispatch: dispatches end at 2, 4, 5, 7, 9, 10, 12
     assert whole["sample_steps_saved"] == [2, 9, 12] and len(whole["nearest_l1"]) == 3
-    for name in ("fig_4_8_history.png", "fig_4_9_samples_during_training.png", "fig_4_10_nearest_training.png"):
+    for name in ("fig_4_8_history.png", "fig_4_9_samples_during_training.png", "fig_4_10_nearest_training.png",
+                 "samples.png"):
         assert (tmp_path / "whole" / name).stat().st_size > 0
     assert json.loads((tmp_path / "whole" / "results.json").read_text()) == whole
 

@@ -98,6 +98,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
     ("learning_rate", 0.0, "learning_rate must be positive"),
     ("num_epochs", 0, "num_epochs must be positive"),
     ("optimizer", "adamw2", "unknown optimizer"),
+    ("optimizer_kwargs", {"beta_1": 0.5}, r"bad optimizer_kwargs \{'beta_1': 0.5\} for 'adam'"),
 ])
 def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value, message):
     tiny_config[key] = value
@@ -117,3 +118,26 @@ def test_train_subset_is_a_seeded_random_sample_of_every_class(tiny_config):
     tiny_config.data.train_subset = 10_000
     with pytest.raises(ConfigError, match="train_subset 10000 is larger than the 160"):
         runner.load_splits(tiny_config)
+
+
+def test_optimizer_kwargs_reach_the_optimizer(tiny_config):
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from gdl_jax.train import runner
+
+    tiny_config.optimizer_kwargs = {"b1": 0.5, "b2": 0.99, "eps": 1e-7}
+    params = {"w": jnp.ones(3)}
+    grads = [{"w": jnp.array([1.0, -2.0, 0.5]) * (i + 1)} for i in range(3)]
+
+    def run(tx):
+        opt_state, updates = tx.init(params), []
+        for g in grads:
+            u, opt_state = tx.update(g, opt_state, params)
+            updates.append(u["w"])
+        return np.stack(updates)
+
+    got = run(runner.make_optimizer(tiny_config, 1e-3))
+    np.testing.assert_allclose(got, run(optax.adam(1e-3, b1=0.5, b2=0.99, eps=1e-7)), rtol=1e-6)
+    assert not np.allclose(got, run(optax.adam(1e-3)), rtol=1e-3)

@@ -37,5 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
         "sample_steps": (20, 200, 400, 1000, 2000),   # Fig 4-9 (the book's epochs are steps)
         "num_samples": 10,                             # per row of Fig 4-9, from one fixed latent batch
         "nearest_samples": 8,                          # Fig 4-10
+        "history_png": "fig_4_8_history.png",          # losses and accuracies
+        "grid_png": "samples.png",                     # 50 samples of the trained generator
     })
     return c

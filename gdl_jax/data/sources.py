@@ -224,7 +224,8 @@ def _load_tfds(base: str, split: str, category: str, data_dir: str | None) -> Ar
     """The full data sets through tensorflow-datasets' NumPy data sources (no TensorFlow needed).
 
     Downloads and prepares the data set on first use (internet needed). For Quick Draw this means
-    all 345 categories (~40 GB): a local full_numpy_bitmap_<category>.npy is the practical route.
+    all 345 categories (~40 GB), read through once to keep the one category's drawings: a local
+    full_numpy_bitmap_<category>.npy is the practical route.
     """
     import tensorflow_datasets as tfds
 
@@ -232,15 +233,21 @@ def _load_tfds(base: str, split: str, category: str, data_dir: str | None) -> Ar
     try:
         ds = tfds.data_source(tfds_name, split=split, data_dir=data_dir)
         names = tuple(ds.dataset_info.features["label"].names)
-        examples = [ds[i] for i in range(len(ds))]
     except Exception as e:  # tfds raises many kinds; all mean "this data set is not available"
         raise DataError(f"tfds could not load {tfds_name!r} ({type(e).__name__}: {e}); "
                         f"without internet, point ${DATA_DIR_ENV} at a local copy") from None
-    images = np.stack([np.asarray(ex["image"], np.uint8) for ex in examples])
-    labels = np.array([ex["label"] for ex in examples], np.int32)
+    if base == "quickdraw" and category not in names:
+        raise DataError(f"quickdraw_bitmap has no category {category!r}")
+    keep = names.index(category) if base == "quickdraw" else None
+    images, labels = [], []
+    for i in range(len(ds)):  # one example at a time: only the kept ones stay in memory
+        example = ds[i]
+        if keep is None or example["label"] == keep:
+            images.append(np.asarray(example["image"], np.uint8))
+            labels.append(example["label"])
+    if not images:
+        raise DataError(f"tfds {tfds_name!r} split {split!r} holds no {category or 'examples'}")
+    images, labels = np.stack(images), np.array(labels, np.int32)
     if base == "quickdraw":
-        if category not in names:
-            raise DataError(f"quickdraw_bitmap has no category {category!r}")
-        keep = labels == names.index(category)
-        return ArrayData(images[keep], np.zeros(int(keep.sum()), np.int32), (category,))
+        return ArrayData(images, np.zeros(len(images), np.int32), (category,))
     return ArrayData(images, labels, CIFAR10_CLASSES if base == "cifar10" else MNIST_CLASSES)

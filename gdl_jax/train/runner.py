@@ -42,8 +42,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "checkpoint_every_steps", "eval_batch_size", "num_epochs"]:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
-    if config.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
+    make_optimizer(config, config.learning_rate)
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
 
@@ -114,10 +113,22 @@ def evaluate_sums(eval_fn: Callable, state, data: gdata.DeviceData, num_examples
     return jax.lax.fori_loop(0, data.images.shape[0] // batch_size, body, zero)
 
 
+def make_optimizer(config: ml_collections.ConfigDict, learning_rate: float) -> optax.GradientTransformation:
+    """config.optimizer (a name in OPTIMIZERS) at `learning_rate` with config.optimizer_kwargs
+    (e.g. {'b1': 0.5} for Adam; replace them whole with --config.optimizer_kwargs="{...}")."""
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
+    kwargs = dict(config.get("optimizer_kwargs") or {})
+    try:
+        return OPTIMIZERS[config.optimizer](learning_rate, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"bad optimizer_kwargs {kwargs} for {config.optimizer!r}: {e}") from None
+
+
 def initial_state(config: ml_collections.ConfigDict, model: nn.Module, image_shape: tuple,
                   mesh) -> TrainState:
     """The run's step-0 state, replicated over the mesh (a pure function of config.seed)."""
-    tx = OPTIMIZERS[config.optimizer](config.learning_rate)
+    tx = make_optimizer(config, config.learning_rate)
     init_key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
     sample = jnp.zeros((1, *image_shape), jnp.float32)
     return jax.jit(lambda k: TrainState.create(model, tx, k, sample),
