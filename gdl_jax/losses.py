@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -42,3 +44,29 @@ def sigmoid_bce(logits: jax.Array, labels: jax.Array) -> jax.Array:
 def binary_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Fraction of sigmoid(logits) on the right side of 0.5."""
     return ((logits > 0) == (jnp.broadcast_to(labels, logits.shape) > 0.5)).mean()
+
+
+def wasserstein(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """The book's Wasserstein loss -mean(y_true * y_pred): labels +1 (real) / -1 (fake), scores
+    the critic's unbounded outputs (no sigmoid)."""
+    return -jnp.mean(jnp.broadcast_to(labels, scores.shape) * scores)
+
+
+def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                     alpha: jax.Array) -> jax.Array:
+    """WGAN-GP's penalty: mean over the batch of (1 - ||grad_x critic(x_hat)||_2)^2 at
+    x_hat = alpha * real + (1 - alpha) * fake, one alpha per image (shape (N,)).
+
+    `critic` maps a batch (N, ...) to one score per image (N,). The per-image gradients come from
+    one `jax.grad` of the summed scores (the sum trick): exact because a critic without BatchNorm
+    scores each image on its own, and one batched backward pass instead of N (vmap). The norm is
+    optax.safe_norm, whose gradient stays finite where a gradient is exactly zero.
+    """
+    if alpha.shape != real.shape[:1] or real.shape != fake.shape:
+        raise ValueError(f"gradient_penalty needs real and fake of one shape and one alpha per image: "
+                         f"real {real.shape}, fake {fake.shape}, alpha {alpha.shape}")
+    a = alpha.reshape((-1,) + (1,) * (real.ndim - 1))
+    x_hat = a * real + (1 - a) * fake
+    grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
+    norms = optax.safe_norm(grads.reshape(grads.shape[0], -1), 0.0, axis=1)
+    return jnp.mean(jnp.square(1 - norms))
