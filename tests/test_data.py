@@ -22,6 +22,13 @@ def test_cifar_folder_loads_sorted_with_labels(cifar_dir):
     assert train.class_names[0] == "airplane" and train.class_names[9] == "truck"
 
 
+def test_one_class_by_name(cifar_dir):
+    every = gdata.load("cifar10", "train", str(cifar_dir))
+    horses = gdata.load("cifar10/horse", "train", str(cifar_dir))
+    assert horses.class_names == ("horse",) and len(horses) == 16 and not horses.labels.any()
+    np.testing.assert_array_equal(horses.images, every.images[every.labels == 7])
+
+
 def test_cifar_zip_equals_folder(cifar_dir, tmp_path):
     root = tmp_path / "zipped"
     (root / "cifar10").mkdir(parents=True)
@@ -64,7 +71,8 @@ def test_offline_mnist_copy():
 @pytest.mark.parametrize("name, split, message", [
     ("imagenet", "train", "unknown data set 'imagenet'"),
     ("cifar10", "validation", "unknown split 'validation'"),
-    ("quickdraw", "train", "give a category for quickdraw only"),
+    ("quickdraw", "train", "give a Quick Draw category"),
+    ("cifar10/unicorn", "train", "no class 'unicorn'; expected one of airplane, automobile"),
     ("mnist", "train", "no folder .*mnist"),
 ])
 def test_bad_names_are_clear_errors(cifar_dir, name, split, message):

@@ -59,6 +59,8 @@ def resolve_data_dir(data_dir: str | None) -> pathlib.Path | None:
 def load(name: str, split: str = "train", data_dir: str | None = None,
          source: str = "auto") -> ArrayData:
     """Loads data set `name` ('mnist', 'cifar10', 'quickdraw/<category>') whole, on the host.
+    'cifar10/<class>' or 'mnist/<digit>' keeps one class (e.g. 'cifar10/horse' for the WGAN),
+    relabelled 0 as Quick Draw's single category is.
 
     source: 'local' reads `data_dir` (or $GDL_DATA_DIR) in the layouts of README "Running experiments",
     'tfds' uses tensorflow-datasets, 'auto' is local when a data dir is set and tfds otherwise.
@@ -69,19 +71,30 @@ def load(name: str, split: str = "train", data_dir: str | None = None,
     if base not in _LOCAL_READERS:
         raise DataError(f"unknown data set {name!r}; expected one of "
                         "'mnist', 'cifar10', 'quickdraw/<category>'")
-    if (base == "quickdraw") != bool(category):
-        raise DataError(f"data set {name!r}: give a category for quickdraw only, as 'quickdraw/cat'")
+    if base == "quickdraw" and not category:
+        raise DataError(f"data set {name!r}: give a Quick Draw category, as 'quickdraw/cat'")
     if source not in ("auto", "local", "tfds"):
         raise DataError(f"unknown data source {source!r}; expected 'auto', 'local' or 'tfds'")
     root = resolve_data_dir(data_dir)
     if source == "local" and root is None:
         raise DataError(f"source 'local' needs a data dir: set --config.data.data_dir or ${DATA_DIR_ENV}")
     if source == "tfds" or (source == "auto" and root is None):
-        return _load_tfds(base, split, category, data_dir)
-    folder = root / base
-    if not folder.is_dir():
-        raise DataError(f"no folder {folder} for data set {name!r} (README 'Running experiments' gives the layouts)")
-    return _LOCAL_READERS[base](folder, split, category)
+        data = _load_tfds(base, split, category, data_dir)
+    else:
+        folder = root / base
+        if not folder.is_dir():
+            raise DataError(f"no folder {folder} for data set {name!r} "
+                            "(README 'Running experiments' gives the layouts)")
+        data = _LOCAL_READERS[base](folder, split, category)
+    return one_class(data, category) if category and base != "quickdraw" else data
+
+
+def one_class(data: ArrayData, class_name: str) -> ArrayData:
+    """The examples of one class, by name, relabelled 0."""
+    if class_name not in data.class_names:
+        raise DataError(f"no class {class_name!r}; expected one of {', '.join(data.class_names)}")
+    keep = data.labels == data.class_names.index(class_name)
+    return ArrayData(data.images[keep], np.zeros(int(keep.sum()), np.int32), (class_name,))
 
 
 # ---------------------------------------------------------------------------- MNIST (IDX)
