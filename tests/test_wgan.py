@@ -53,3 +53,27 @@ def test_penalty_rejects_wrong_shapes_and_has_finite_gradients_at_zero():
     g = jax.grad(lambda s: losses.gradient_penalty(lambda x: s * jnp.zeros(x.shape[0]) + 0 * x.sum((1, 2, 3)),
                                                    real, fake, alpha))(1.0)
     assert np.isfinite(float(g))
+
+
+@pytest.mark.parametrize("critic, generator, image_shape, counts", [
+    # the book's WGAN on CIFAR-10 horses (notebook configuration)
+    (dict(filters=(32, 64, 128, 128), kernels=(5, 5, 5, 5), strides=(2, 2, 2, 1), activation="leaky_relu",
+          dropout=0.0),
+     dict(initial_shape=(4, 4, 128), upsample=(2, 2, 2, 1), filters=(128, 64, 32, 3), kernels=(5, 5, 5, 5),
+          strides=(1, 1, 1, 1), activation="leaky_relu", batch_norm_momentum=0.8),
+     (32, 32, 3), (670_401, 884_163, 4_544)),
+    # the book's WGAN-GP on 64x64 CelebA: Conv2DTranspose (stride 2) generator
+    (dict(filters=(64, 128, 256, 512), kernels=(5, 5, 5, 5), strides=(2, 2, 2, 2), activation="leaky_relu",
+          dropout=0.0),
+     dict(initial_shape=(4, 4, 512), upsample=(1, 1, 1, 1), filters=(256, 128, 64, 3), kernels=(5, 5, 5, 5),
+          strides=(2, 2, 2, 2), activation="leaky_relu", batch_norm_momentum=0.9),
+     (64, 64, 3), (4_314_753, 5_168_003, 17_280)),
+])
+def test_wgan_networks_have_the_books_counts(critic, generator, image_shape, counts):
+    from gdl_jax.models.gan import Discriminator, Generator
+    from gdl_jax.models.summary import summarize
+
+    c, g = summarize(Discriminator(**critic), (1, *image_shape)), summarize(Generator(**generator), (1, 100))
+    assert (c.total, g.total, g.non_trainable) == counts
+    assert c.non_trainable == 0
+    assert g.layers[-1].output_shape[1:] == image_shape

@@ -31,10 +31,11 @@ class ConvTranspose(nn.Module):
     kernel_size: tuple[int, int] = (3, 3)
     strides: tuple[int, int] = (1, 1)
     subpixel: bool = True
+    kernel_init: nn.initializers.Initializer = KERNEL_INIT
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", KERNEL_INIT, (*self.kernel_size, self.features, x.shape[-1]))
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, self.features, x.shape[-1]))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         out_hw = (x.shape[1] * self.strides[0], x.shape[2] * self.strides[1])
         if self.subpixel:

@@ -23,6 +23,7 @@ import numpy as np
 from jax import lax
 
 from gdl_jax.models import conv
+from gdl_jax.models.autoencoder import ConvTranspose
 
 GAN_INIT = nn.initializers.normal(0.02)
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2), "tanh": jnp.tanh}
@@ -78,7 +79,8 @@ class Discriminator(nn.Module):
 
 class Generator(nn.Module):
     """Dense -> BatchNorm -> activation -> Reshape -> [UpSampling2D] Conv (BatchNorm, activation)
-    ... -> Conv -> tanh: an image in [-1, 1]."""
+    ... -> Conv -> tanh: an image in [-1, 1]. A layer with stride > 1 (and no upsampling) is the
+    book's Conv2DTranspose, as in the WGAN-GP's generator."""
     initial_shape: Sequence[int] = (7, 7, 64)
     upsample: Sequence[int] = (2, 2, 1, 1)
     filters: Sequence[int] = (128, 64, 64, 1)
@@ -106,8 +108,11 @@ class Generator(nn.Module):
             name = f"generator_conv_{i}"
             if up > 1 and s == 1:
                 x = UpsampleConv(f, k, up, self.subpixel, name=name)(x)
+            elif up > 1:
+                raise ValueError(f"generator layer {i}: upsample {up} with stride {s}; use one or the other")
+            elif s > 1:  # the book's Conv2DTranspose, 'same': the size times s
+                x = ConvTranspose(f, (k, k), (s, s), self.subpixel, GAN_INIT, name=name)(x)
             else:
-                x = upsample_nearest(x, up) if up > 1 else x
-                x = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=GAN_INIT, name=name)(x)
+                x = nn.Conv(f, (k, k), padding="SAME", kernel_init=GAN_INIT, name=name)(x)
             x = ACTIVATIONS[self.activation](self._norm(x, train)) if i < last else jnp.tanh(x)
         return x
