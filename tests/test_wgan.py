@@ -4,6 +4,7 @@ computations."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gdl_jax import losses
@@ -77,3 +78,86 @@ def test_wgan_networks_have_the_books_counts(critic, generator, image_shape, cou
     assert (c.total, g.total, g.non_trainable) == counts
     assert c.non_trainable == 0
     assert g.layers[-1].output_shape[1:] == image_shape
+
+
+def _tiny_wgan_state(lr=5e-5, seed=0, subpixel=True):
+    """16x16x2 images; the critic's convs take the strided sub-pixel path (5x5x2 and 3x3x4
+    patches) and the im2col path (a 5x5 kernel on a 4x4 map)."""
+    from gdl_jax.models.gan import Discriminator, Generator
+    from gdl_jax.train import adversarial
+
+    g = Generator(initial_shape=(4, 4, 8), upsample=(2, 2), filters=(8, 2), kernels=(3, 3), strides=(1, 1),
+                  activation="leaky_relu", batch_norm_momentum=0.8, subpixel=subpixel)
+    c = Discriminator(filters=(4, 8, 8), kernels=(5, 3, 5), strides=(2, 2, 2), activation="leaky_relu", dropout=0.0,
+                      subpixel=subpixel)
+    return adversarial.GANState.create(g, c, optax.rmsprop(lr), optax.rmsprop(lr), jax.random.key(seed), z_dim=4,
+                                       image_shape=(16, 16, 2))
+
+
+def _real(n, seed=7):
+    return jax.random.uniform(jax.random.key(seed), (n, 16, 16, 2), minval=-1, maxval=1)
+
+
+def _leaves_equal(a, b) -> bool:
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(bool(jnp.array_equal(x, y)) for x, y in zip(la, lb))
+
+
+def test_clipping_keeps_every_critic_weight_within_bounds():
+    from gdl_jax.train import adversarial
+
+    state = _tiny_wgan_state(lr=0.05)   # steps far larger than the bound
+    update = jax.jit(adversarial.critic_update, static_argnums=(2, 3))
+    clipped, _ = update(state, _real(4), 0, 0.01)
+    free, _ = update(state, _real(4), 0, None)
+    assert max(float(jnp.abs(w).max()) for w in jax.tree.leaves(clipped.discriminator.params)) <= 0.01
+    assert max(float(jnp.abs(w).max()) for w in jax.tree.leaves(free.discriminator.params)) > 0.01
+
+
+@pytest.mark.parametrize("gp_weight, optimizer_steps_per_update", [(0.0, 2), (10.0, 1)])
+def test_critic_updates_n_critic_times_per_generator_update(gp_weight, optimizer_steps_per_update):
+    from gdl_jax.train import adversarial
+
+    state = _tiny_wgan_state()
+    step = jax.jit(adversarial.wgan_train_step, static_argnames=("n_critic", "clip_value", "gp_weight"))
+    batch = (_real(3 * 4), jnp.zeros(12, jnp.int32))
+    after, metrics = step(state, batch, n_critic=3, gp_weight=gp_weight)
+    assert int(after.discriminator.step) == 3 * optimizer_steps_per_update   # WGAN: real, then fake
+    assert int(after.generator.step) == 1 and int(after.step) == 1
+    assert {"c_loss", "c_loss_real", "c_loss_fake", "wasserstein_estimate", "g_loss"} <= set(metrics)
+    assert ("gradient_penalty" in metrics) == bool(gp_weight)
+    assert float(metrics["wasserstein_estimate"]) == pytest.approx(-float(metrics["c_loss"]))
+    # a second run of the same step gives the same numbers (keys are functions of the step)
+    again, _ = step(state, batch, n_critic=3, gp_weight=gp_weight)
+    assert _leaves_equal(after.generator.params, again.generator.params)
+
+
+def test_wasserstein_generator_update_leaves_the_critic_unchanged():
+    from gdl_jax.train import adversarial
+
+    state = _tiny_wgan_state()
+    after, metrics = jax.jit(adversarial.generator_update, static_argnums=(1, 2, 3))(state, 4, 0, "wasserstein")
+    assert _leaves_equal(after.discriminator, state.discriminator)
+    assert not _leaves_equal(after.generator.params, state.generator.params)
+    assert set(metrics) == {"g_loss"}
+
+
+def test_penalty_gradients_through_the_critics_fast_convs_match_lax():
+    """Second-order gradients (the penalty's gradient w.r.t. the critic's params) through the
+    custom-VJP convolutions equal those through lax's."""
+    from gdl_jax.models.gan import Discriminator
+
+    kw = dict(filters=(4, 8, 8), kernels=(5, 3, 5), strides=(2, 2, 2), activation="leaky_relu", dropout=0.0)
+    real, fake = _real(3), _real(3, seed=8)
+    alpha = jnp.array([0.1, 0.5, 0.9])
+    params = Discriminator(**kw).init(jax.random.key(0), real)["params"]
+
+    def grads(subpixel):
+        critic = Discriminator(**kw, subpixel=subpixel)
+        loss = lambda p: losses.gradient_penalty(lambda x: critic.apply({"params": p}, x), real, fake, alpha)
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    fast, plain = grads(True), grads(False)
+    assert float(plain[0]) > 0
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
