@@ -1,12 +1,16 @@
-"""Chapter 4: train and analyse the GAN (book 4.1-4.2).
+"""Chapter 4: train and analyse the GAN (task 'gan', book 4.1-4.3) and the WGAN / WGAN-GP (task
+'wgan', book 4.4-4.5; clip_value > 0 makes it the WGAN, gp_weight > 0 the WGAN-GP).
 
 Per step the metrics log holds the discriminator's loss and accuracy on real and on fake images
-and the generator's loss. The analysis writes Fig 4-8 (those curves; Fig 4-11 for a run whose
-losses oscillate), Fig 4-9 (samples of one fixed latent batch at chosen steps, saved while
-training so a resumed run keeps them), Fig 4-10 (generated images beside their nearest training
-images by L1 distance, searched on device over the whole training set), a grid of 50 samples
-(Fig 4-12 for a collapsed run), and their numbers in results.json, with two that detect the
-failure modes (`failure_numbers`).
+and the generator's loss (GAN), or the critic's losses, the Wasserstein estimate and the gradient
+penalty (WGANs). The analysis writes, under the file names the config gives:
+- the training history: Fig 4-8 (Fig 4-11 for a run whose losses oscillate), Fig 4-19 (WGANs);
+- samples of one fixed latent batch at chosen steps, saved while training so that a resumed run
+  keeps them (Fig 4-9, Fig 4-15 horses, Fig 4-18 faces);
+- generated images beside their nearest training images by L1 distance, searched on device over
+  the training set (Fig 4-10; a pool of `analysis.nearest_pool` faces for streamed CelebA);
+- a grid of 50 samples (Fig 4-12 for a collapsed run);
+and their numbers in results.json, with two that detect the failure modes (`failure_numbers`).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import jax
 import ml_collections
 import numpy as np
 
+from gdl_jax import data as gdata
 from gdl_jax import eval as geval
 from gdl_jax import models
+from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.gan import Discriminator, Generator
 from gdl_jax.models.summary import summarize
@@ -29,28 +35,51 @@ from gdl_jax.train import adversarial, parallel, runner
 from gdl_jax.viz import figures
 
 VALUE_RANGE = (-1.0, 1.0)
-SAMPLE_SEED = 4242  # the fixed latent batch of Fig 4-9 and 4-10
+SAMPLE_SEED = 4242  # the fixed latent batch of the samples-during-training and nearest-neighbour figures
 DIVERSITY_SAMPLES = 100  # generated (and real) images compared pairwise for sample_diversity
 GRID_SAMPLES = 50        # of those generated images, shown in the samples grid (Fig 4-12 under mode collapse)
 
 
+def is_wgan(config: ml_collections.ConfigDict) -> bool:
+    return config.task == "wgan"
+
+
+def critic_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The discriminator's settings: model.critic for the WGANs, model.discriminator for the GAN."""
+    return config.model.critic if is_wgan(config) else config.model.discriminator
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
+    wgan = is_wgan(config)
     keys = ("batch_size", "num_steps", "d_learning_rate", "g_learning_rate", "z_dim", "steps_per_dispatch",
-            "log_every_steps", "checkpoint_every_steps", "generator_steps")
-    missing = [k for k in keys + ("optimizer", "analysis") if k not in config]
+            "log_every_steps", "checkpoint_every_steps") + (("n_critic",) if wgan else ("generator_steps",))
+    missing = [k for k in keys + ("optimizer", "analysis") + (("clip_value", "gp_weight") if wgan else ())
+               if k not in config]
     if missing:
-        raise ConfigError(f"a gan config needs {', '.join(missing)} (see experiments/configs/gan_quickdraw.py)")
+        example = "wgan_cifar_horses.py" if wgan else "gan_quickdraw.py"
+        raise ConfigError(f"a {config.task} config needs {', '.join(missing)} (see experiments/configs/{example})")
     for key in keys:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
     runner.make_optimizer(config, config.d_learning_rate)
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
+    if wgan:
+        if config.clip_value < 0 or config.gp_weight < 0 or not (config.clip_value or config.gp_weight):
+            raise ConfigError("a wgan needs clip_value > 0 (the WGAN) or gp_weight > 0 (the WGAN-GP), got "
+                              f"clip_value {config.clip_value}, gp_weight {config.gp_weight}")
+        if config.model.critic.get("batch_norm_momentum"):
+            raise ConfigError("a WGAN critic cannot have BatchNorm (model.critic.batch_norm_momentum): the "
+                              "gradient penalty needs each image scored on its own, and clipping assumes it too")
+    g = config.model.generator
+    if any(u > 1 and s > 1 for u, s in zip(g.upsample, g.strides)):
+        raise ConfigError(f"model.generator: a layer has both upsample > 1 and stride > 1 "
+                          f"(upsample {tuple(g.upsample)}, strides {tuple(g.strides)}); use one or the other")
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
     return (models.build("generator", **config.model.generator),
-            models.build("discriminator", **config.model.discriminator))
+            models.build("discriminator", **critic_config(config)))
 
 
 def initial_state(config: ml_collections.ConfigDict, generator, discriminator, image_shape, mesh):
@@ -63,15 +92,51 @@ def initial_state(config: ml_collections.ConfigDict, generator, discriminator, i
                    out_shardings=parallel.replicated(mesh))(key)
 
 
+def train_step(config: ml_collections.ConfigDict) -> Callable:
+    if is_wgan(config):
+        return functools.partial(adversarial.wgan_train_step, n_critic=config.n_critic,
+                                 clip_value=config.clip_value or None, gp_weight=config.gp_weight)
+    return functools.partial(adversarial.gan_train_step, generator_steps=config.generator_steps)
+
+
+def real_per_step(config: ml_collections.ConfigDict) -> int:
+    """Real images one step takes: a batch per critic update for the WGANs."""
+    return config.batch_size * (config.n_critic if is_wgan(config) else 1)
+
+
+def load_data(config: ml_collections.ConfigDict, mesh) -> tuple[gdata.Feeder, np.ndarray]:
+    """The feeder and the training images the analysis compares samples with (uint8): every one
+    for data held on device; for streamed CelebA, the first analysis.nearest_pool faces."""
+    per_step = real_per_step(config)
+    if config.data.name == "celeba":
+        d = config.data
+        if d.train_subset:
+            raise ConfigError("data.train_subset is for data held on device; CelebA streams every face")
+        source = open_celeba("train", d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
+        pool = source.load(np.arange(min(len(source), config.analysis.nearest_pool)))
+        feeder = gdata.StreamFeeder(source, runner.shuffle_key(config), per_step, mesh, VALUE_RANGE,
+                                    workers=d.stream_workers, prefetch=d.prefetch, processes=d.stream_processes)
+        return feeder, pool
+    train, _ = runner.load_splits(config, splits=("train",))
+    gdata.steps_per_epoch(len(train), per_step)  # a clear error before the upload
+    feeder = gdata.DeviceFeeder(gdata.to_device(train, mesh), runner.shuffle_key(config), per_step, mesh,
+                                VALUE_RANGE)
+    return feeder, train.images
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                        hooks: Sequence[Callable[[int, adversarial.GANState], None]] = ()) -> dict:
     validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
     generator, discriminator = build(config)
-    train, _ = runner.load_splits(config, splits=("train",))
-    shape = train.images.shape[1:]
-    d_summary, g_summary = summarize(discriminator, (1, *shape)), summarize(generator, (1, config.z_dim))
+    shape = runner.image_shape(config)
+    feeder, train_images = load_data(config, mesh)
+    g_summary = summarize(generator, (1, config.z_dim))
+    if tuple(g_summary.layers[-1].output_shape[1:]) != shape:
+        raise ConfigError(f"model.generator makes {g_summary.layers[-1].output_shape[1:]} images but the data "
+                          f"is {shape}: change its initial_shape, upsample or strides")
+    d_summary = summarize(discriminator, (1, *shape))
     summary = f"{d_summary}\n{g_summary}"
     z_fixed = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED), (config.analysis.num_samples, config.z_dim))
     generate = jax.jit(adversarial.generate)
@@ -87,14 +152,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
             for t in due:
                 np.savez(snapshots / f"target_{t}.npz", images=images, step=step)
 
-    state, records = runner.fit(config, workdir, runner.device_feeder(config, train, mesh, VALUE_RANGE),
-                                functools.partial(adversarial.gan_train_step,
-                                                  generator_steps=config.generator_steps), mesh,
+    state, records = runner.fit(config, workdir, feeder, train_step(config), mesh,
                                 lambda: initial_state(config, generator, discriminator, shape, mesh), summary,
                                 hooks=[snapshot, *hooks])
-    results = {"model": "gan", "data": config.data.name, "steps": int(state.step),
+    results = {"model": config.task, "data": config.data.name, "steps": int(state.step),
                "discriminator_params": d_summary.total, "generator_params": g_summary.total,
-               **analyze(state, config, train.images, records, workdir, z_fixed)}
+               **analyze(state, config, train_images, records, workdir, z_fixed)}
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
@@ -106,16 +169,16 @@ def mean_pairwise_l1(images: np.ndarray) -> float:
     return float(d.sum() / (len(flat) * (len(flat) - 1)))
 
 
-def failure_numbers(steps: list[dict], samples: np.ndarray, real: np.ndarray) -> dict:
+def failure_numbers(steps: list[dict], samples: np.ndarray, real: np.ndarray, loss_key: str = "d_loss") -> dict:
     """Numbers that detect the book's two failure modes.
 
     - sample_diversity: mean pairwise L1 of generated images over that of as many training
       images: ~1 when samples vary as much as the data, near 0 under mode collapse (Fig 4-12).
     - d_loss_swing: the range (max - min) of the 50-step moving average of the discriminator's
-      loss over the second half of the run: small when training settles, large when the losses
-      oscillate (Fig 4-11).
+      loss (`loss_key`) over the second half of the run: small when training settles, large
+      when the losses oscillate (Fig 4-11).
     """
-    d_loss = np.array([r["d_loss"] for r in steps[len(steps) // 2:]])
+    d_loss = np.array([r[loss_key] for r in steps[len(steps) // 2:]])
     w = min(50, len(d_loss))
     smooth = np.convolve(d_loss, np.ones(w) / w, mode="valid")
     return {"sample_diversity": mean_pairwise_l1(samples) / mean_pairwise_l1(real),
@@ -129,30 +192,32 @@ def to_unit(images: np.ndarray) -> np.ndarray:
 
 def analyze(state, config, train_images: np.ndarray, records: list[dict], workdir: pathlib.Path,
             z_fixed: jax.Array) -> dict:
+    a = config.analysis
     steps = [r for r in records if r["kind"] == "train"]
-    figures.gan_history(steps, workdir / config.analysis.history_png)
+    (figures.wgan_history if is_wgan(config) else figures.gan_history)(steps, workdir / a.history_png)
     saved = []
-    for t in sorted(config.analysis.sample_steps):
+    for t in sorted(a.sample_steps):
         path = workdir / "samples" / f"target_{t}.npz"
         if path.exists():
             with np.load(path) as f:
                 saved.append((int(f["step"]), f["images"]))
     if saved:
-        figures.image_rows([to_unit(images) for _, images in saved], workdir / "fig_4_9_samples_during_training.png",
+        figures.image_rows([to_unit(images) for _, images in saved], workdir / a.progress_png,
                            row_labels=[f"step {step}" for step, _ in saved])
-    n = config.analysis.nearest_samples
-    samples = np.asarray(jax.jit(adversarial.generate)(state.generator, z_fixed[:n]))
+    generate = jax.jit(adversarial.generate)
+    n = a.nearest_samples
+    samples = np.asarray(generate(state.generator, z_fixed[:n]))
     index, distance = geval.nearest_l1(samples, train_images, scale=2 / 255, offset=-1.0)
-    figures.image_rows([to_unit(samples), train_images[index] / 255.0], workdir / "fig_4_10_nearest_training.png",
+    figures.image_rows([to_unit(samples), train_images[index] / 255.0], workdir / a.nearest_png,
                        row_labels=["generated", "nearest real (L1)"],
                        col_labels=[f"L1 {d:.3f}" for d in distance])
     tail = steps[-min(100, len(steps)):]
     m = min(DIVERSITY_SAMPLES, len(train_images))
-    many = np.asarray(jax.jit(adversarial.generate)(
-        state.generator, jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 1), (m, config.z_dim))))
+    many = np.asarray(generate(state.generator,
+                               jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 1), (m, config.z_dim))))
     real = train_images[np.random.default_rng(config.seed).choice(len(train_images), m, replace=False)] * (2 / 255) - 1
-    figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / config.analysis.grid_png)
+    figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / a.grid_png)
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
-            **failure_numbers(steps, many, real),
+            **failure_numbers(steps, many, real, "c_loss" if is_wgan(config) else "d_loss"),
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
             "sample_steps_saved": [step for step, _ in saved]}

@@ -1,7 +1,7 @@
 """`train_and_evaluate(config, workdir)`: the whole run of any config, by its `task`.
 
 classifier (chapter 2) -> experiments/classifier.py; autoencoder and vae (chapter 3) ->
-experiments/autoencoder.py; gan (chapter 4) -> experiments/gan.py. Each returns its results (also
+experiments/autoencoder.py; gan, wgan (chapter 4) -> experiments/gan.py. Each returns its results (also
 written to workdir/results.json).
 """
 
@@ -17,7 +17,7 @@ from absl import logging
 from gdl_jax.errors import ConfigError
 from gdl_jax.train.state import TrainState
 
-TASKS = ("classifier", "autoencoder", "vae", "gan")
+TASKS = ("classifier", "autoencoder", "vae", "gan", "wgan")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
@@ -31,7 +31,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         from experiments import classifier as trainer
     elif task in ("autoencoder", "vae"):
         from experiments import autoencoder as trainer
-    elif task == "gan":
+    elif task in ("gan", "wgan"):
         from experiments import gan as trainer
     else:
         raise ConfigError(f"unknown task {task!r}; expected one of {TASKS}")

@@ -161,3 +161,84 @@ def test_penalty_gradients_through_the_critics_fast_convs_match_lax():
     assert float(plain[0]) > 0
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _tiny_wgan_config(data_dir, gp: bool):
+    from experiments.configs import wgan_cifar_horses, wgangp_celeba
+
+    c = (wgangp_celeba if gp else wgan_cifar_horses).get_config()
+    c.data.data_dir = str(data_dir)
+    c.model.critic.update(filters=(8, 8), kernels=(3, 3), strides=(2, 2))
+    c.model.generator.update(initial_shape=(4, 4, 8) if gp else (8, 8, 8), upsample=(1, 1) if gp else (2, 2),
+                             filters=(8, 3), kernels=(3, 3), strides=(2, 2) if gp else (1, 1))
+    if gp:
+        c.data.image_size = 16
+        c.data.test_size = 4
+        c.analysis.nearest_pool = 6
+    c.z_dim = 8
+    c.batch_size = 4
+    c.n_critic = 2
+    c.num_steps = 5
+    c.steps_per_dispatch = 1     # one dispatch shape to compile
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 3
+    c.analysis.sample_steps = (2, 5)
+    c.analysis.num_samples = 4
+    c.analysis.nearest_samples = 3
+    return c
+
+
+def test_wgan_on_horses_runs_and_writes_its_figures(cifar_dir, tmp_path):
+    from experiments import train
+    from gdl_jax.train.metrics import read_jsonl
+
+    results = train.train_and_evaluate(_tiny_wgan_config(cifar_dir, gp=False), tmp_path)
+    steps = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]      # 16 horses, 8 per step: 2 steps an epoch
+    assert {"c_loss_real", "c_loss_fake", "c_loss", "wasserstein_estimate", "g_loss"} <= set(steps[0])
+    assert "gradient_penalty" not in steps[0]
+    assert results["model"] == "wgan" and results["sample_steps_saved"] == [2, 5]
+    for name in ("history.png", "fig_4_15_samples_during_training.png", "nearest_training.png", "samples.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
+    from experiments import train
+    from tests.test_celeba import write_celeba
+
+    root = write_celeba(tmp_path / "data", n=24)
+    config = _tiny_wgan_config(root, gp=True)
+    whole = train.train_and_evaluate(config, tmp_path / "whole")
+    assert whole["model"] == "wgan" and "gradient_penalty" in whole["last_100_steps"]
+    assert (tmp_path / "whole" / "fig_4_19_history.png").stat().st_size > 0
+
+    def kill_at(step, state):
+        if step >= 4:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(config, tmp_path / "killed", hooks=[kill_at])
+    assert train.train_and_evaluate(config, tmp_path / "killed") == whole
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"clip_value": 0.0, "gp_weight": 0.0}, "needs clip_value > 0 .* or gp_weight > 0"),
+    ({"n_critic": 0}, "n_critic must be positive"),
+    ({"model.critic.batch_norm_momentum": 0.9}, "cannot have BatchNorm"),
+    ({"model.generator.strides": (2, 1)}, "both upsample > 1 and stride > 1"),
+    ({"model.generator.initial_shape": (4, 4, 8)},
+     r"generator makes \(16, 16, 3\) images but the data is \(32, 32, 3\)"),
+])
+def test_bad_wgan_configs_fail_before_writing(cifar_dir, tmp_path, change, message):
+    from experiments import train
+    from gdl_jax.errors import ConfigError
+
+    config = _tiny_wgan_config(cifar_dir, gp=False)
+    for key, value in change.items():
+        *path, last = key.split(".")
+        node = config
+        for part in path:
+            node = node[part]
+        node[last] = value
+    with pytest.raises(ConfigError, match=message):
+        train.train_and_evaluate(config, tmp_path / "wd")
+    assert not (tmp_path / "wd").exists()

@@ -38,6 +38,8 @@ def get_config() -> ml_collections.ConfigDict:
         "num_samples": 10,                             # per row of Fig 4-9, from one fixed latent batch
         "nearest_samples": 8,                          # Fig 4-10
         "history_png": "fig_4_8_history.png",          # losses and accuracies
+        "progress_png": "fig_4_9_samples_during_training.png",
+        "nearest_png": "fig_4_10_nearest_training.png",
         "grid_png": "samples.png",                     # 50 samples of the trained generator
     })
     return c

@@ -267,3 +267,25 @@ def gan_history(steps: list[dict], path) -> pathlib.Path:
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path)
+
+
+def wgan_history(steps: list[dict], path) -> pathlib.Path:
+    """Fig 4-19: the critic's losses on real and fake images and their sum, the generator's loss,
+    and (right) the Wasserstein estimate mean critic(real) - mean critic(fake) with the gradient
+    penalty where the run has one; per step (light) and smoothed over 1% of the run (dark)."""
+    x = np.array([r["step"] for r in steps])
+    w = max(1, len(steps) // 100)
+    right = ["wasserstein_estimate"] + (["gradient_penalty"] if "gradient_penalty" in steps[0] else [])
+    panels = [("loss", ["c_loss_real", "c_loss_fake", "c_loss", "g_loss"]), ("estimate", right)]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, (title, keys) in zip(axes, panels):
+        for i, key in enumerate(keys):
+            y = np.array([r[key] for r in steps])
+            ax.plot(x, y, color=f"C{i}", alpha=0.2, lw=0.6)
+            if len(y) >= w:
+                ax.plot(x[w - 1:], np.convolve(y, np.ones(w) / w, mode="valid"), color=f"C{i}", lw=1.4, label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
