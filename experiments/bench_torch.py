@@ -119,31 +119,56 @@ class _FacesVAE(nn.Module):
 
 
 class _GAN(nn.Module):
-    """The book's Quick Draw GAN (Fig 4-4, 4-5): discriminator (ReLU, Dropout 0.4, stride-2 5x5
-    convs, logits) and generator (Dense, BatchNorm momentum 0.9, nearest UpSampling + 5x5 convs,
-    tanh). Padding 2 gives Keras' 'same' output shapes."""
+    """The book's GANs: the Quick Draw GAN (Fig 4-4, 4-5: ReLU, Dropout 0.4, nearest UpSampling +
+    5x5 convs, BatchNorm momentum 0.9) or, with `faces`, the WGAN-GP's 64x64 critic and generator
+    (LeakyReLU 0.2, no dropout, stride-2 ConvTranspose2d). Padding 2 (and output_padding 1) gives
+    Keras' 'same' shapes."""
 
-    def __init__(self, z_dim: int = 100):
+    def __init__(self, faces: bool = False, z_dim: int = 100):
         super().__init__()
-        d, c_in = [], 1
-        for c_out, stride in zip((64, 64, 128, 128), (2, 2, 2, 1)):
-            d += [nn.Conv2d(c_in, c_out, 5, stride, 2), nn.ReLU(), nn.Dropout(0.4)]
+        act = (lambda: nn.LeakyReLU(0.2)) if faces else nn.ReLU
+        if faces:
+            c_in, d_filters, d_strides, side, initial = 3, (64, 128, 256, 512), (2, 2, 2, 2), 4, (512, 4, 4)
+            g_layers = [(256, 1, 2), (128, 1, 2), (64, 1, 2)]   # (filters, upsample, stride)
+        else:
+            c_in, d_filters, d_strides, side, initial = 1, (64, 64, 128, 128), (2, 2, 2, 1), 4, (64, 7, 7)
+            g_layers = [(128, 2, 1), (64, 2, 1), (64, 1, 1)]
+        d = []
+        for c_out, stride in zip(d_filters, d_strides):
+            d += [nn.Conv2d(c_in, c_out, 5, stride, 2), act()] + ([] if faces else [nn.Dropout(0.4)])
             c_in = c_out
-        self.discriminator = nn.Sequential(*d, nn.Flatten(), nn.Linear(4 * 4 * 128, 1))
+        self.discriminator = nn.Sequential(*d, nn.Flatten(), nn.Linear(side * side * d_filters[-1], 1))
         bn = lambda c: nn.BatchNorm2d(c, eps=BN_EPS, momentum=0.1)  # Keras momentum 0.9
-        g, c_in = [], 64
-        for c_out, up in zip((128, 64, 64), (2, 2, 1)):
-            g += ([nn.Upsample(scale_factor=2, mode="nearest")] if up > 1 else [])
-            g += [nn.Conv2d(c_in, c_out, 5, 1, 2), bn(c_out), nn.ReLU()]
+        g, c_in = [], initial[0]
+        for c_out, up, stride in g_layers:
+            if stride > 1:
+                g += [nn.ConvTranspose2d(c_in, c_out, 5, stride, 2, output_padding=1)]
+            else:
+                g += [nn.Upsample(scale_factor=up, mode="nearest")] if up > 1 else []
+                g += [nn.Conv2d(c_in, c_out, 5, 1, 2)]
+            g += [bn(c_out), act()]
             c_in = c_out
-        self.generator_dense = nn.Sequential(nn.Linear(z_dim, 7 * 7 * 64),
-                                             nn.BatchNorm1d(7 * 7 * 64, eps=BN_EPS, momentum=0.1), nn.ReLU())
-        self.generator_convs = nn.Sequential(*g, nn.Conv2d(64, 1, 5, 1, 2), nn.Tanh())
-        self.z_dim = z_dim
+        last = (nn.ConvTranspose2d(c_in, 3, 5, 2, 2, output_padding=1) if faces
+                else nn.Conv2d(c_in, 1, 5, 1, 2))
+        n = int(np.prod(initial))
+        self.generator_dense = nn.Sequential(nn.Linear(z_dim, n), nn.BatchNorm1d(n, eps=BN_EPS, momentum=0.1), act())
+        self.generator_convs = nn.Sequential(*g, last, nn.Tanh())
+        self.z_dim, self.initial = z_dim, initial
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.generator_dense(z).view(-1, 64, 7, 7).contiguous(memory_format=torch.channels_last)
+        h = self.generator_dense(z).view(-1, *self.initial).contiguous(memory_format=torch.channels_last)
         return self.generator_convs(h)
+
+    def generate_frozen(self, n: int, device) -> torch.Tensor:
+        """n images from the generator in inference mode, without a graph (the critic's fakes)."""
+        self.generator_dense.eval(), self.generator_convs.eval()
+        with torch.no_grad():
+            fake = self.generate(torch.randn(n, self.z_dim, device=device))
+        self.generator_dense.train(), self.generator_convs.train()
+        return fake
+
+    def generator_params(self) -> list[torch.Tensor]:
+        return [*self.generator_dense.parameters(), *self.generator_convs.parameters()]
 
 
 def _gan_steps(model: _GAN, lr_d: float = 8e-4, lr_g: float = 4e-4) -> Callable[[torch.Tensor], None]:
@@ -151,18 +176,14 @@ def _gan_steps(model: _GAN, lr_d: float = 8e-4, lr_g: float = 4e-4) -> Callable[
     as many generated images (label 0, generator in inference mode), then the generator through
     the discriminator with its params frozen (requires_grad off: no weight gradients wasted)."""
     d, bce = model.discriminator, nn.BCEWithLogitsLoss()
-    g_params = [*model.generator_dense.parameters(), *model.generator_convs.parameters()]
     opt_d = torch.optim.RMSprop(d.parameters(), lr=lr_d, alpha=0.9, eps=1e-7)
-    opt_g = torch.optim.RMSprop(g_params, lr=lr_g, alpha=0.9, eps=1e-7)
+    opt_g = torch.optim.RMSprop(model.generator_params(), lr=lr_g, alpha=0.9, eps=1e-7)
 
     def step(real: torch.Tensor) -> None:
         n = real.shape[0]
         ones, zeros = torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)
         d.requires_grad_(True)
-        model.generator_dense.eval(), model.generator_convs.eval()
-        with torch.no_grad():
-            fake = model.generate(torch.randn(n, model.z_dim, device=real.device))
-        model.generator_dense.train(), model.generator_convs.train()
+        fake = model.generate_frozen(n, real.device)
         for images, labels in ((real, ones), (fake, zeros)):
             opt_d.zero_grad(set_to_none=True)
             bce(d(images), labels).backward()
@@ -175,12 +196,44 @@ def _gan_steps(model: _GAN, lr_d: float = 8e-4, lr_g: float = 4e-4) -> Callable[
     return step
 
 
+def _wgan_gp_steps(model: _GAN, n_critic: int = 5, gp_weight: float = 10.0,
+                   lr: float = 2e-4) -> Callable[[torch.Tensor], None]:
+    """One full WGAN-GP update as the book's: n_critic critic updates, each on its own slice of
+    the real batch, on -mean critic(real) + mean critic(fake) + gp_weight x the gradient penalty
+    (torch.autograd.grad with create_graph=True at random interpolates, one alpha per image);
+    then one generator update on -mean critic(G(z)) with the critic frozen. Adam(2e-4, beta_1 0.5)."""
+    critic = model.discriminator
+    opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999), eps=1e-7)
+    opt_g = torch.optim.Adam(model.generator_params(), lr=lr, betas=(0.5, 0.999), eps=1e-7)
+
+    def step(real_chunks: torch.Tensor) -> None:
+        critic.requires_grad_(True)
+        for real in real_chunks.chunk(n_critic):
+            n = real.shape[0]
+            fake = model.generate_frozen(n, real.device)
+            alpha = torch.rand(n, 1, 1, 1, device=real.device)
+            x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+            grads = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)[0]
+            penalty = ((1 - grads.flatten(1).norm(dim=1)) ** 2).mean()
+            opt_c.zero_grad(set_to_none=True)
+            (-critic(real).mean() + critic(fake).mean() + gp_weight * penalty).backward()
+            opt_c.step()
+        critic.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        n = real_chunks.shape[0] // n_critic
+        (-critic(model.generate(torch.randn(n, model.z_dim, device=real_chunks.device))).mean()).backward()
+        opt_g.step()
+
+    return step
+
+
 BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn,
             "autoencoder": lambda: _Autoencoder(False), "vae": lambda: _Autoencoder(True), "vae_faces": _FacesVAE,
-            "gan": _GAN}
-CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces", "gan"})
+            "gan": _GAN, "wgan_gp": lambda: _GAN(faces=True)}
+CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces", "gan", "wgan_gp"})
+REAL_BATCHES_PER_STEP = {"wgan_gp": 5}   # n_critic: a WGAN-GP step takes a real batch per critic update
 INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28), "vae_faces": (3, 128, 128),
-                "gan": (1, 28, 28)}  # others: (3, 32, 32)
+                "gan": (1, 28, 28), "wgan_gp": (3, 64, 64)}  # others: (3, 32, 32)
 
 
 def build(name: str) -> nn.Module:
@@ -213,21 +266,21 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
 
     A step is zero_grad, forward, loss (cross-entropy for classifiers, the reconstruction loss
     for autoencoders), backward, Adam(5e-4) step, as in the JAX dispatch of k steps; for the GAN
-    the book's full update with RMSprop (`_gan_steps`).
+    and the WGAN-GP the book's full update (`_gan_steps`, `_wgan_gp_steps`).
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     dev = device()
     model = build(name).to(dev).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-    gan_step = _gan_steps(model) if name == "gan" else None
+    gan_step = {"gan": _gan_steps, "wgan_gp": _wgan_gp_steps}.get(name, lambda m: None)(model)
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
     memory_format = torch.channels_last if name in CONV_MODELS else torch.contiguous_format
     batches = []
     for _ in range(steps_per_repeat):  # pre-generated: not part of the timing
         shape = INPUT_SHAPES.get(name, (3, 32, 32))
-        images = rng.integers(0, 256, (batch_size, *shape), dtype=np.uint8)
+        images = rng.integers(0, 256, (batch_size * REAL_BATCHES_PER_STEP.get(name, 1), *shape), dtype=np.uint8)
         x = (torch.from_numpy(images).to(dev).float() / 255.0).contiguous(memory_format=memory_format)
         y = torch.from_numpy(rng.integers(0, NUM_CLASSES, batch_size)).long().to(dev)
         batches.append((x, y))

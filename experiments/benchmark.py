@@ -1,12 +1,14 @@
 """Training-step speed, JAX (the real training path) vs eager PyTorch: the chapter 2
 classifiers on CIFAR-10 shapes, the chapter 3 MNIST autoencoder and VAE, the faces VAE
 (with --feeder_data_dir, beside the images/s the streamed CelebA feeder delivers on its own), and
-the chapter 4 GAN's full update (discriminator on real and fake, then generator).
+the chapter 4 GAN's full update (discriminator on real and fake, then generator) and the
+WGAN-GP's (5 critic updates with the gradient penalty, then the generator; img/s counts the
+generator's batch).
 
 python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
 python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
 python -m experiments.benchmark --models=vae_faces --batch_sizes=32 --feeder_data_dir=/path/to/data
-python -m experiments.benchmark --models=gan --batch_sizes=64
+python -m experiments.benchmark --models=gan,wgan_gp --batch_sizes=64
 
 Per model and batch size, in one process, timed in turn (JAX, torch, JAX, torch, ...) so that both
 see the same load on a shared machine: the JAX dispatch that training runs (`make_dispatch(<train
@@ -44,7 +46,7 @@ from gdl_jax import data as gdata  # noqa: E402
 from gdl_jax import models  # noqa: E402
 from gdl_jax.errors import ConfigError, GdlError  # noqa: E402
 from gdl_jax.models.summary import summarize  # noqa: E402
-from gdl_jax.train import adversarial, parallel, steps  # noqa: E402
+from gdl_jax.train import adversarial, parallel, runner, steps  # noqa: E402
 from gdl_jax.train.loop import make_dispatch  # noqa: E402
 from gdl_jax.train.state import TrainState  # noqa: E402
 
@@ -63,6 +65,7 @@ class Workload:
     epoch_size: int
     step_fn: Callable
     init: InitFn
+    real_batches_per_step: int = 1   # a WGAN step takes one real batch per critic update
 
 
 def _adam(image_shape: tuple[int, int, int], build: Callable[[dict], nn.Module]) -> InitFn:
@@ -83,16 +86,19 @@ def _autoencoder(task: str, faces: bool = False) -> Callable[[dict], nn.Module]:
     return lambda kw: models.build(task, encoder={**model.encoder, **kw}, decoder={**model.decoder, **kw})
 
 
-def _gan_init(kw: dict, key: jax.Array) -> tuple[adversarial.GANState, int]:
-    """The book's Quick Draw GAN with its RMSprop settings; model_kwargs go to both networks."""
-    from experiments.configs import gan_quickdraw
-
-    c = gan_quickdraw.get_config()
-    g = models.build("generator", **{**c.model.generator, **kw})
-    d = models.build("discriminator", **{**c.model.discriminator, **kw})
-    g_tx, d_tx = (optax.rmsprop(lr, **c.optimizer_kwargs) for lr in (c.g_learning_rate, c.d_learning_rate))
-    state = adversarial.GANState.create(g, d, g_tx, d_tx, key, c.z_dim, (28, 28, 1))
-    return state, summarize(g, (1, c.z_dim)).total + summarize(d, (1, 28, 28, 1)).total
+def _adversarial_init(config_module: str) -> InitFn:
+    """The book's GAN or WGAN-GP as its config builds it, optimizers included; model_kwargs go to
+    both networks."""
+    def init(kw: dict, key: jax.Array) -> tuple[adversarial.GANState, int]:
+        c = importlib.import_module(f"experiments.configs.{config_module}").get_config()
+        critic = c.model.critic if c.task == "wgan" else c.model.discriminator
+        g = models.build("generator", **{**c.model.generator, **kw})
+        d = models.build("discriminator", **{**critic, **kw})
+        shape = (c.data.image_size, c.data.image_size, 3) if c.data.name == "celeba" else (28, 28, 1)
+        g_tx, d_tx = (runner.make_optimizer(c, lr) for lr in (c.g_learning_rate, c.d_learning_rate))
+        state = adversarial.GANState.create(g, d, g_tx, d_tx, key, c.z_dim, shape)
+        return state, summarize(g, (1, c.z_dim)).total + summarize(d, (1, *shape)).total
+    return init
 
 
 WORKLOADS = {
@@ -107,7 +113,11 @@ WORKLOADS = {
     "vae_faces": Workload((128, 128, 3), 162_770, functools.partial(steps.vae_train_step, r_loss_factor=10000.0),
                           _adam((128, 128, 3), _autoencoder("vae", faces=True))),
     # the book's run: 2000 steps of batch 64 ("epoch s" is that run's time at batch 64)
-    "gan": Workload((28, 28, 1), 2000 * 64, adversarial.gan_train_step, _gan_init),
+    "gan": Workload((28, 28, 1), 2000 * 64, adversarial.gan_train_step, _adversarial_init("gan_quickdraw")),
+    # one step: 5 critic updates with the penalty's second-order gradients, then the generator
+    "wgan_gp": Workload((64, 64, 3), 162_770,
+                        functools.partial(adversarial.wgan_train_step, n_critic=5, gp_weight=10.0),
+                        _adversarial_init("wgangp_celeba"), real_batches_per_step=5),
 }
 
 FLAGS = flags.FLAGS
@@ -186,11 +196,12 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
     rng = np.random.default_rng(seed)
-    n = k * batch_size  # one epoch = one dispatch, so first_index 0 is always in range
+    per_step = batch_size * workload.real_batches_per_step
+    n = k * per_step  # one epoch = one dispatch, so first_index 0 is always in range
     host = gdata.ArrayData(rng.integers(0, 256, (n, *workload.image_shape), dtype=np.uint8),
                            rng.integers(0, NUM_CLASSES, n).astype(np.int32),
                            tuple(str(c) for c in range(NUM_CLASSES)))
-    feeder = gdata.DeviceFeeder(gdata.to_device(host, mesh), jax.random.PRNGKey(seed), batch_size, mesh)
+    feeder = gdata.DeviceFeeder(gdata.to_device(host, mesh), jax.random.PRNGKey(seed), per_step, mesh)
     args = feeder.get(0, k)
 
     state, params = workload.init(model_kwargs or {}, jax.random.PRNGKey(seed))

@@ -42,7 +42,7 @@ def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
 @pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554),
                                          ("autoencoder", 200_963), ("vae", 207_237),
                                          ("vae_faces", 1_732_944 + 917_123),
-                                         ("gan", 720_833 + 844_161)])
+                                         ("gan", 720_833 + 844_161), ("wgan_gp", 4_314_753 + 5_168_003)])
 def test_torch_twins_have_the_jax_parameter_counts(name, total):
     pytest.importorskip("torch")
     from experiments import bench_torch
