@@ -162,27 +162,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     return results
 
 
-def mean_pairwise_l1(images: np.ndarray) -> float:
-    """Mean L1 distance (per pixel) over all pairs of distinct images."""
-    flat = np.asarray(images, np.float64).reshape(len(images), -1)
-    d = np.abs(flat[:, None] - flat[None]).mean(-1)
-    return float(d.sum() / (len(flat) * (len(flat) - 1)))
-
-
-def failure_numbers(steps: list[dict], samples: np.ndarray, real: np.ndarray, loss_key: str = "d_loss") -> dict:
-    """Numbers that detect the book's two failure modes.
+def failure_numbers(steps: list[dict], samples: np.ndarray, real: np.ndarray, wgan: bool = False) -> dict:
+    """Numbers that detect the book's two failure modes (gdl_jax.eval.adversarial).
 
     - sample_diversity: mean pairwise L1 of generated images over that of as many training
       images: ~1 when samples vary as much as the data, near 0 under mode collapse (Fig 4-12).
-    - d_loss_swing: the range (max - min) of the 50-step moving average of the discriminator's
-      loss (`loss_key`) over the second half of the run: small when training settles, large
-      when the losses oscillate (Fig 4-11).
+    - loss_oscillation: for the discriminator's (critic's) and the generator's loss, the swing
+      of its 25-step moving average about its trend over the second half of the run: small when
+      training settles, large when the losses oscillate (Fig 4-11).
     """
-    d_loss = np.array([r[loss_key] for r in steps[len(steps) // 2:]])
-    w = min(50, len(d_loss))
-    smooth = np.convolve(d_loss, np.ones(w) / w, mode="valid")
-    return {"sample_diversity": mean_pairwise_l1(samples) / mean_pairwise_l1(real),
-            "d_loss_swing": float(smooth.max() - smooth.min())}
+    d_key = "c_loss" if wgan else "d_loss"
+    return {"sample_diversity": geval.sample_diversity(samples, real),
+            "loss_oscillation": {k: geval.loss_oscillation([r[k] for r in steps]) for k in (d_key, "g_loss")}}
 
 
 def to_unit(images: np.ndarray) -> np.ndarray:
@@ -218,6 +209,6 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
     real = train_images[np.random.default_rng(config.seed).choice(len(train_images), m, replace=False)] * (2 / 255) - 1
     figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / a.grid_png)
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
-            **failure_numbers(steps, many, real, "c_loss" if is_wgan(config) else "d_loss"),
+            **failure_numbers(steps, many, real, is_wgan(config)),
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
             "sample_steps_saved": [step for step, _ in saved]}

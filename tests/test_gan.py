@@ -189,17 +189,25 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
 
 def test_failure_mode_numbers():
     from experiments import gan
+    from gdl_jax import eval as geval
 
     rng = np.random.default_rng(0)
     real = rng.uniform(-1, 1, (20, 4, 4, 1))
-    np.testing.assert_allclose(gan.mean_pairwise_l1(real[:2]), np.abs(real[0] - real[1]).mean())
+    np.testing.assert_allclose(geval.mean_pairwise_l1(real[:2]), np.abs(real[0] - real[1]).mean())
+    flat = real.reshape(20, -1)
+    brute = np.mean([np.abs(flat[i] - flat[j]).mean() for i in range(20) for j in range(20) if i != j])
+    np.testing.assert_allclose(geval.mean_pairwise_l1(real), brute)
     collapsed = np.repeat(real[:1], 20, axis=0) + rng.normal(0, 0.01, (20, 4, 4, 1))
-    settled = [{"d_loss": 0.5 + 0.01 * np.sin(i)} for i in range(200)]
-    swinging = [{"d_loss": 0.5 + (0.8 if (i // 60) % 2 else 0.0)} for i in range(400)]
-    healthy = gan.failure_numbers(settled, real[::-1], real)
-    assert healthy["sample_diversity"] == pytest.approx(1.0) and healthy["d_loss_swing"] < 0.01
-    assert gan.failure_numbers(settled, collapsed, real)["sample_diversity"] < 0.05
-    assert gan.failure_numbers(swinging, real, real)["d_loss_swing"] > 0.7
+    t = np.arange(1000)
+    noise = rng.normal(0, 0.3, 1000)
+    rising = [{"d_loss": 0.3 + n / 3, "g_loss": 1 + 2.5 * i / 1000 + n} for i, n in zip(t, noise)]   # Fig 4-8
+    swinging = [{"d_loss": 0.05 + 0.02 * n, "g_loss": 9 + 8 * np.sign(np.sin(i / 15)) + n}            # Fig 4-11
+                for i, n in zip(t, noise)]
+    healthy = gan.failure_numbers(rising, real[::-1], real)
+    assert healthy["sample_diversity"] == pytest.approx(1.0)
+    assert healthy["loss_oscillation"]["g_loss"] < 0.15 and healthy["loss_oscillation"]["d_loss"] < 0.05
+    assert gan.failure_numbers(rising, collapsed, real)["sample_diversity"] < 0.05
+    assert gan.failure_numbers(swinging, real, real)["loss_oscillation"]["g_loss"] > 5
 
 
 def test_generator_steps_run_several_generator_updates():

@@ -1,9 +1,10 @@
 """Evaluation: the VAE's ELBO in nats and bits per dimension, latent-space statistics, sample quality,
-nearest training images."""
+nearest training images, a GAN's failure-mode numbers."""
 
+from gdl_jax.eval.adversarial import loss_oscillation, mean_pairwise_l1, sample_diversity
 from gdl_jax.eval.latent import attribute_vectors, gaussianity, nearest_real_mse, sample_latents, worst_separated
 from gdl_jax.eval.neighbours import nearest_l1
 from gdl_jax.eval.vae import gaussian_elbo
 
-__all__ = ["attribute_vectors", "gaussian_elbo", "gaussianity", "nearest_l1", "nearest_real_mse", "sample_latents",
-           "worst_separated"]
+__all__ = ["attribute_vectors", "gaussian_elbo", "gaussianity", "loss_oscillation", "mean_pairwise_l1",
+           "nearest_l1", "nearest_real_mse", "sample_diversity", "sample_latents", "worst_separated"]
