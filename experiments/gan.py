@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import jax
 import ml_collections
 import numpy as np
+import optax
 
 from gdl_jax import data as gdata
 from gdl_jax import eval as geval
@@ -64,6 +65,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     runner.make_optimizer(config, config.d_learning_rate)
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
+    if config.get("d_freeze_step", 0) < 0 or (wgan and config.get("d_freeze_step")):
+        raise ConfigError(f"d_freeze_step must be >= 0 (0 = never) and is for the GAN only, got {config.d_freeze_step}")
     if wgan:
         if config.clip_value < 0 or config.gp_weight < 0 or not (config.clip_value or config.gp_weight):
             raise ConfigError("a wgan needs clip_value > 0 (the WGAN) or gp_weight > 0 (the WGAN-GP), got "
@@ -85,7 +88,10 @@ def build(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
 def initial_state(config: ml_collections.ConfigDict, generator, discriminator, image_shape, mesh):
     """The run's step-0 GANState, replicated over the mesh (a pure function of config.seed)."""
     g_tx = runner.make_optimizer(config, config.g_learning_rate)
-    d_tx = runner.make_optimizer(config, config.d_learning_rate)
+    d_lr = config.d_learning_rate
+    if config.get("d_freeze_step"):  # the GAN's discriminator makes 2 optimizer updates a step (real, fake)
+        d_lr = optax.piecewise_constant_schedule(d_lr, {2 * config.d_freeze_step: 0.0})
+    d_tx = runner.make_optimizer(config, d_lr)
     key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
     return jax.jit(lambda k: adversarial.GANState.create(generator, discriminator, g_tx, d_tx, k, config.z_dim,
                                                          image_shape),

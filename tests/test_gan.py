@@ -216,3 +216,22 @@ def test_generator_steps_run_several_generator_updates():
     after, _ = jax.jit(adversarial.gan_train_step, static_argnames="generator_steps")(
         state, (real, jnp.zeros(4, jnp.int32)), generator_steps=3)
     assert int(after.generator.step) == 3 and int(after.discriminator.step) == 2 and int(after.step) == 1
+
+
+def test_frozen_discriminator_stops_learning_at_its_step(tmp_path):
+    """d_freeze_step: the discriminator's learning rate drops to 0 at that step (Fig 4-12's
+    recipe), the generator goes on learning."""
+    from experiments import gan
+    from gdl_jax.train import parallel
+
+    config = _tiny_gan_config(tmp_path)
+    config.d_freeze_step = 1
+    generator, discriminator = gan.build(config)
+    state = gan.initial_state(config, generator, discriminator, (28, 28, 1), parallel.make_mesh())
+    step = jax.jit(adversarial.gan_train_step)
+    real = (jax.random.uniform(jax.random.key(3), (8, 28, 28, 1), minval=-1, maxval=1), jnp.zeros(8, jnp.int32))
+    first, _ = step(state, real)
+    second, _ = step(first, real)
+    assert not _same(first.discriminator.params, state.discriminator.params)
+    assert _same(second.discriminator.params, first.discriminator.params)
+    assert not _same(second.generator.params, first.generator.params)

@@ -28,7 +28,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.optimizer_kwargs = {"decay": 0.9, "eps": 1e-7}   # Keras' RMSprop rho and epsilon
     c.d_learning_rate = 8e-4
     c.g_learning_rate = 4e-4
-    c.generator_steps = 1        # generator updates per step (> 1: Fig 4-12's mode collapse)
+    c.generator_steps = 1        # generator updates per step
+    c.d_freeze_step = 0          # > 0: the discriminator stops learning at this step (Fig 4-12's mode collapse)
     c.seed = 0
     c.steps_per_dispatch = 4
     c.log_every_steps = 100

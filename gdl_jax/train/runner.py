@@ -33,8 +33,8 @@ OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
 # The config keys that make two runs the same run (a resume must match them).
 IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "data.image_size", "data.crop",
                  "data.test_size", "batch_size", "optimizer", "optimizer_kwargs", "learning_rate",
-                 "d_learning_rate", "g_learning_rate", "generator_steps", "n_critic", "clip_value",
-                 "gp_weight", "z_dim", "seed")
+                 "d_learning_rate", "g_learning_rate", "generator_steps", "d_freeze_step", "n_critic",
+                 "clip_value", "gp_weight", "z_dim", "seed")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
