@@ -174,8 +174,8 @@ def failure_numbers(steps: list[dict], samples: np.ndarray, real: np.ndarray, wg
     - sample_diversity: mean pairwise L1 of generated images over that of as many training
       images: ~1 when samples vary as much as the data, near 0 under mode collapse (Fig 4-12).
     - loss_oscillation: for the discriminator's (critic's) and the generator's loss, the swing
-      of its 25-step moving average about its trend over the second half of the run: small when
-      training settles, large when the losses oscillate (Fig 4-11).
+      of its 25-step moving average about its 200-step one after the first 10% of the run:
+      small when training settles, large when the losses oscillate (Fig 4-11).
     """
     d_key = "c_loss" if wgan else "d_loss"
     return {"sample_diversity": geval.sample_diversity(samples, real),

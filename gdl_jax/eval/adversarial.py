@@ -21,16 +21,17 @@ def sample_diversity(samples: np.ndarray, real: np.ndarray) -> float:
     return mean_pairwise_l1(samples) / mean_pairwise_l1(real)
 
 
-def loss_oscillation(values: Sequence[float], window: int = 25) -> float:
-    """How far a loss swings about its trend over the second half of a run: the standard
-    deviation of its `window`-step moving average around the straight line fitted to that
-    average. Per-step noise averages out and a steady rise (the GAN's generator loss) is the
-    trend, so a settled run gives a small number and losses that swing between extremes for
-    tens of steps at a time (Fig 4-11) a large one, in the loss's own units."""
-    half = np.asarray(values[len(values) // 2:], np.float64)
-    if len(half) < 4:
+def loss_oscillation(values: Sequence[float], short: int = 25, long: int = 200, skip: float = 0.1) -> float:
+    """How far a loss swings about its own trend: the standard deviation of its `short`-step
+    moving average minus its `long`-step moving average, over the run after its first `skip`
+    fraction. Per-step noise averages out in the short average and a steady rise (the GAN's
+    generator loss) is in both, so a settled run gives a small number and a loss that swings
+    between extremes for tens of steps at a time (Fig 4-11) a large one, in the loss's units."""
+    v = np.asarray(values[int(len(values) * skip):], np.float64)
+    long = min(long, len(v) // 2)
+    short = min(short, long)
+    if long < 2:
         return 0.0
-    w = max(1, min(window, len(half) // 2))
-    smooth = np.convolve(half, np.ones(w) / w, mode="valid")
-    t = np.arange(len(smooth))
-    return float(np.std(smooth - np.polyval(np.polyfit(t, smooth, 1), t)))
+    trend = np.convolve(v, np.ones(long) / long, mode="valid")
+    local = np.convolve(v, np.ones(short) / short, mode="valid")[long - short:]   # both end at the same step
+    return float(np.std(local - trend))
