@@ -1,5 +1,6 @@
 """Chapter 4, part 2: the Wasserstein loss and WGAN-GP's gradient penalty against independent
-computations."""
+computations, the book's WGAN / WGAN-GP counts, the critic update (clipping, n_critic, frozen
+critic, second-order gradients through the fast convs), and tiny end-to-end runs."""
 
 import jax
 import jax.numpy as jnp
