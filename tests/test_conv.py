@@ -31,8 +31,8 @@ def test_gradients_match_lax(size, kernel, stride, padding, cin, cout, thin_patc
     x = jax.random.normal(jax.random.key(0), (2, size, size, cin))
     w = jax.random.normal(jax.random.key(1), (kernel, kernel, cin, cout))
     loss = lambda fn: lambda x, w: jnp.sum(jnp.sin(fn(x, w, (stride, stride), padding, dimension_numbers=DIMS)))
-    want = jax.value_and_grad(loss(lax.conv_general_dilated), (0, 1))(x, w)
-    got = jax.value_and_grad(loss(conv.conv_general_dilated), (0, 1))(x, w)
+    want = jax.jit(jax.value_and_grad(loss(lax.conv_general_dilated), (0, 1)))(x, w)
+    got = jax.jit(jax.value_and_grad(loss(conv.conv_general_dilated), (0, 1)))(x, w)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
@@ -79,8 +79,8 @@ def test_conv_transpose_matches_lax_in_value_and_gradients(size, kernel, stride,
     got_fn = lambda y, w: conv.conv_transpose(y, w, (stride, stride), pads, out_hw)
     np.testing.assert_allclose(got_fn(y, w), want_fn(y, w), rtol=1e-4, atol=1e-4)
     loss = lambda fn: lambda y, w: jnp.sum(jnp.sin(fn(y, w)))
-    got = jax.grad(loss(got_fn), (0, 1))(y, w)
-    want = jax.grad(loss(want_fn), (0, 1))(y, w)
+    got = jax.jit(jax.grad(loss(got_fn), (0, 1)))(y, w)
+    want = jax.jit(jax.grad(loss(want_fn), (0, 1)))(y, w)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
@@ -100,8 +100,8 @@ def test_second_order_gradients_match_lax(thin_patch, monkeypatch):
             return jnp.sum(fn(h, w2, (2, 2), "SAME", dimension_numbers=DIMS) ** 2)
         return lambda w1, w2: jnp.sum(jax.grad(critic)(x, w1, w2) ** 2)
 
-    got = jax.grad(penalty(conv.conv_general_dilated), (0, 1))(w1, w2)
-    want = jax.grad(penalty(lax.conv_general_dilated), (0, 1))(w1, w2)
+    got = jax.jit(jax.grad(penalty(conv.conv_general_dilated), (0, 1)))(w1, w2)
+    want = jax.jit(jax.grad(penalty(lax.conv_general_dilated), (0, 1)))(w1, w2)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
 
