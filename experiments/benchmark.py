@@ -94,7 +94,7 @@ def _adversarial_init(config_module: str) -> InitFn:
         critic = c.model.critic if c.task == "wgan" else c.model.discriminator
         g = models.build("generator", **{**c.model.generator, **kw})
         d = models.build("discriminator", **{**critic, **kw})
-        shape = (c.data.image_size, c.data.image_size, 3) if c.data.name == "celeba" else (28, 28, 1)
+        shape = runner.image_shape(c)
         g_tx, d_tx = (runner.make_optimizer(c, lr) for lr in (c.g_learning_rate, c.d_learning_rate))
         state = adversarial.GANState.create(g, d, g_tx, d_tx, key, c.z_dim, shape)
         return state, summarize(g, (1, c.z_dim)).total + summarize(d, (1, *shape)).total

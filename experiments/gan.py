@@ -124,10 +124,7 @@ def load_data(config: ml_collections.ConfigDict, mesh) -> tuple[gdata.Feeder, np
                                     workers=d.stream_workers, prefetch=d.prefetch, processes=d.stream_processes)
         return feeder, pool
     train, _ = runner.load_splits(config, splits=("train",))
-    gdata.steps_per_epoch(len(train), per_step)  # a clear error before the upload
-    feeder = gdata.DeviceFeeder(gdata.to_device(train, mesh), runner.shuffle_key(config), per_step, mesh,
-                                VALUE_RANGE)
-    return feeder, train.images
+    return runner.device_feeder(config, train, mesh, VALUE_RANGE, per_step), train.images
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,

@@ -152,11 +152,11 @@ def shuffle_key(config: ml_collections.ConfigDict) -> jax.Array:
 
 
 def device_feeder(config: ml_collections.ConfigDict, train: gdata.ArrayData, mesh,
-                  value_range: tuple[float, float] = (0.0, 1.0)) -> gdata.DeviceFeeder:
-    """`train` held whole on device, batches gathered there."""
-    gdata.steps_per_epoch(len(train), config.batch_size)  # a clear error before the upload
-    return gdata.DeviceFeeder(gdata.to_device(train, mesh), shuffle_key(config), config.batch_size, mesh,
-                              value_range)
+                  value_range: tuple[float, float] = (0.0, 1.0), batch_size: int | None = None) -> gdata.DeviceFeeder:
+    """`train` held whole on device, batches of `batch_size` (default config.batch_size) gathered there."""
+    batch_size = batch_size or config.batch_size
+    gdata.steps_per_epoch(len(train), batch_size)  # a clear error before the upload
+    return gdata.DeviceFeeder(gdata.to_device(train, mesh), shuffle_key(config), batch_size, mesh, value_range)
 
 
 def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.Feeder, step_fn: Callable,
