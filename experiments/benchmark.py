@@ -91,13 +91,12 @@ def _adversarial_init(config_module: str) -> InitFn:
     both networks."""
     def init(kw: dict, key: jax.Array) -> tuple[adversarial.GANState, int]:
         c = importlib.import_module(f"experiments.configs.{config_module}").get_config()
-        critic = c.model.critic if c.task == "wgan" else c.model.discriminator
-        g = models.build("generator", **{**c.model.generator, **kw})
-        d = models.build("discriminator", **{**critic, **kw})
+        c.model.generator.update(kw)
+        adversarial.critic_config(c).update(kw)
+        g, d = adversarial.networks(c)
         shape = runner.image_shape(c)
-        g_tx, d_tx = (runner.make_optimizer(c, lr) for lr in (c.g_learning_rate, c.d_learning_rate))
-        state = adversarial.GANState.create(g, d, g_tx, d_tx, key, c.z_dim, shape)
-        return state, summarize(g, (1, c.z_dim)).total + summarize(d, (1, *shape)).total
+        return (adversarial.init_state(c, shape, key),
+                summarize(g, (1, c.z_dim)).total + summarize(d, (1, *shape)).total)
     return init
 
 

@@ -10,6 +10,8 @@ penalty (WGANs). The analysis writes, under the file names the config gives:
 - generated images beside their nearest training images by L1 distance, searched on device over
   the training set (Fig 4-10; a pool of `analysis.nearest_pool` faces for streamed CelebA);
 - a grid of 50 samples (Fig 4-12 for a collapsed run);
+- sample quality measured during training against the loss that should track it (the
+  Wasserstein estimate; the GAN's generator loss): book 4.4's claim as a rank correlation;
 and their numbers in results.json, with two that detect the failure modes (`failure_numbers`).
 """
 
@@ -23,14 +25,11 @@ from typing import Callable, Sequence
 import jax
 import ml_collections
 import numpy as np
-import optax
 
 from gdl_jax import data as gdata
 from gdl_jax import eval as geval
-from gdl_jax import models
 from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
-from gdl_jax.models.gan import Discriminator, Generator
 from gdl_jax.models.summary import summarize
 from gdl_jax.train import adversarial, parallel, runner
 from gdl_jax.viz import figures
@@ -43,11 +42,6 @@ GRID_SAMPLES = 50        # of those generated images, shown in the samples grid 
 
 def is_wgan(config: ml_collections.ConfigDict) -> bool:
     return config.task == "wgan"
-
-
-def critic_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The discriminator's settings: model.critic for the WGANs, model.discriminator for the GAN."""
-    return config.model.critic if is_wgan(config) else config.model.discriminator
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -63,6 +57,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
     runner.make_optimizer(config, config.d_learning_rate)
+    if config.analysis.get("quality_every_steps", 0) < 0:
+        raise ConfigError(f"analysis.quality_every_steps must be >= 0 (0 = never), got "
+                          f"{config.analysis.quality_every_steps}")
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
     if config.get("d_freeze_step", 0) < 0 or (wgan and config.get("d_freeze_step")):
@@ -80,21 +77,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                           f"(upsample {tuple(g.upsample)}, strides {tuple(g.strides)}); use one or the other")
 
 
-def build(config: ml_collections.ConfigDict) -> tuple[Generator, Discriminator]:
-    return (models.build("generator", **config.model.generator),
-            models.build("discriminator", **critic_config(config)))
-
-
-def initial_state(config: ml_collections.ConfigDict, generator, discriminator, image_shape, mesh):
+def initial_state(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], mesh) -> adversarial.GANState:
     """The run's step-0 GANState, replicated over the mesh (a pure function of config.seed)."""
-    g_tx = runner.make_optimizer(config, config.g_learning_rate)
-    d_lr = config.d_learning_rate
-    if config.get("d_freeze_step"):  # the GAN's discriminator makes 2 optimizer updates a step (real, fake)
-        d_lr = optax.piecewise_constant_schedule(d_lr, {2 * config.d_freeze_step: 0.0})
-    d_tx = runner.make_optimizer(config, d_lr)
     key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
-    return jax.jit(lambda k: adversarial.GANState.create(generator, discriminator, g_tx, d_tx, k, config.z_dim,
-                                                         image_shape),
+    return jax.jit(lambda k: adversarial.init_state(config, image_shape, k),
                    out_shardings=parallel.replicated(mesh))(key)
 
 
@@ -132,7 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
-    generator, discriminator = build(config)
+    generator, discriminator = adversarial.networks(config)
     shape = runner.image_shape(config)
     feeder, train_images = load_data(config, mesh)
     g_summary = summarize(generator, (1, config.z_dim))
@@ -156,13 +142,62 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                 np.savez(snapshots / f"target_{t}.npz", images=images, step=step)
 
     state, records = runner.fit(config, workdir, feeder, train_step(config), mesh,
-                                lambda: initial_state(config, generator, discriminator, shape, mesh), summary,
-                                hooks=[snapshot, *hooks])
+                                lambda: initial_state(config, shape, mesh), summary,
+                                hooks=[snapshot, quality_hook(config, workdir, train_images), *hooks])
     results = {"model": config.task, "data": config.data.name, "steps": int(state.step),
                "discriminator_params": d_summary.total, "generator_params": g_summary.total,
                **analyze(state, config, train_images, records, workdir, z_fixed)}
     (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def quality_latents(config: ml_collections.ConfigDict) -> jax.Array:
+    """The fixed latent batch of the quality measures (DIVERSITY_SAMPLES images)."""
+    return jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 1), (DIVERSITY_SAMPLES, config.z_dim))
+
+
+def reference_images(config: ml_collections.ConfigDict, train_images: np.ndarray) -> np.ndarray:
+    """The training images sample_diversity compares with: as many as it generates, in [-1, 1]."""
+    m = min(DIVERSITY_SAMPLES, len(train_images))
+    return train_images[np.random.default_rng(config.seed).choice(len(train_images), m, replace=False)] * (2 / 255) - 1
+
+
+def sample_quality(samples: np.ndarray, train_images: np.ndarray, real: np.ndarray) -> dict:
+    """Two sample-quality measures: the mean L1 distance of the samples to their nearest training
+    images (falls as samples look like data) and their sample_diversity (falls under collapse)."""
+    _, distance = geval.nearest_l1(samples, train_images, scale=2 / 255, offset=-1.0, chunk=256)
+    return {"nearest_l1": float(distance.mean()), "diversity": geval.sample_diversity(samples[:len(real)], real)}
+
+
+def quality_hook(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                 train_images: np.ndarray) -> Callable[[int, adversarial.GANState], None]:
+    """Sample quality during training, every analysis.quality_every_steps (0: never): at the first
+    dispatch end at or past each multiple, sample_quality of one fixed latent batch, saved as
+    quality/step_<multiple>.json with the step it was measured at (a resumed run keeps those it
+    passed; the run is deterministic, so they are the numbers it would measure again)."""
+    every = config.analysis.get("quality_every_steps", 0)
+    folder = workdir / "quality"
+    z = quality_latents(config)
+    real = reference_images(config, train_images)
+    generate = jax.jit(adversarial.generate)
+
+    def hook(step: int, state: adversarial.GANState) -> None:
+        due = [t for t in range(every, step + 1, every) if not (folder / f"step_{t}.json").exists()] if every else []
+        if due:
+            folder.mkdir(exist_ok=True)
+            record = {"step": step, **sample_quality(np.asarray(generate(state.generator, z)), train_images, real)}
+            for t in due:
+                (folder / f"step_{t}.json").write_text(json.dumps(record) + "\n")
+    return hook
+
+
+def read_quality(workdir: pathlib.Path) -> list[dict]:
+    """The quality records quality_hook saved, one per measured step, in step order."""
+    records = {}
+    for path in (workdir / "quality").glob("step_*.json"):
+        record = json.loads(path.read_text())
+        records[record["step"]] = record
+    return [records[k] for k in sorted(records)]
 
 
 def failure_numbers(steps: list[dict], samples: np.ndarray, real: np.ndarray, wgan: bool = False) -> dict:
@@ -206,12 +241,17 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
                        row_labels=["generated", "nearest real (L1)"],
                        col_labels=[f"L1 {d:.3f}" for d in distance])
     tail = steps[-min(100, len(steps)):]
-    m = min(DIVERSITY_SAMPLES, len(train_images))
-    many = np.asarray(generate(state.generator,
-                               jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 1), (m, config.z_dim))))
-    real = train_images[np.random.default_rng(config.seed).choice(len(train_images), m, replace=False)] * (2 / 255) - 1
+    real = reference_images(config, train_images)
+    many = np.asarray(generate(state.generator, quality_latents(config)))[:len(real)]
     figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / a.grid_png)
+    tracking = {}
+    quality = read_quality(workdir)
+    if quality and a.get("quality_every_steps"):
+        loss = "wasserstein_estimate" if is_wgan(config) else "g_loss"
+        tracking = {"loss": loss, **geval.loss_tracks_quality([r["step"] for r in steps], [r[loss] for r in steps],
+                                                              quality, a.quality_every_steps)}
+        figures.loss_and_quality(tracking["series"], loss, workdir / a.quality_png)
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
-            **failure_numbers(steps, many, real, is_wgan(config)),
+            **failure_numbers(steps, many, real, is_wgan(config)), "quality_tracking": tracking,
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
             "sample_steps_saved": [step for step, _ in saved]}

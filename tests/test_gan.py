@@ -145,6 +145,7 @@ def _tiny_gan_config(data_dir):
     c.analysis.sample_steps = (2, 8, 12)
     c.analysis.num_samples = 4
     c.analysis.nearest_samples = 3
+    c.analysis.quality_every_steps = 3
     return c
 
 
@@ -170,6 +171,14 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
                  "samples.png"):
         assert (tmp_path / "whole" / name).stat().st_size > 0
     assert json.loads((tmp_path / "whole" / "results.json").read_text()) == whole
+    # quality every 3 steps, measured at the first dispatch end at or past each multiple
+    tracking = whole["quality_tracking"]
+    assert tracking["loss"] == "g_loss" and tracking["series"]["step"] == [4, 7, 9, 12]
+    g_loss = {r["step"]: r["g_loss"] for r in steps}
+    np.testing.assert_allclose(tracking["series"]["loss"], [np.mean([g_loss[s] for s in range(t - 2, t + 1)])
+                                                            for t in (4, 7, 9, 12)])
+    assert tracking["series"]["diversity"][-1] == pytest.approx(whole["sample_diversity"])
+    assert (tmp_path / "whole" / "loss_vs_quality.png").stat().st_size > 0
 
     def kill_at(step, state):
         if step >= 8:
@@ -185,6 +194,33 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
                 np.load(tmp_path / "whole" / "samples" / f"target_{t}.npz") as b:
             np.testing.assert_array_equal(a["images"], b["images"])
             assert int(a["step"]) == int(b["step"])
+
+
+def test_loss_quality_tracking_against_hand_computations():
+    """window_means and rank_correlation (Spearman) against numpy by hand; a loss that falls with
+    the nearest-image distance tracks quality (+1), one that rises and falls again does not."""
+    from gdl_jax import eval as geval
+
+    steps = np.arange(1, 11)
+    values = steps * 10.0
+    np.testing.assert_allclose(geval.window_means(steps, values, [3, 10, 20], 2), [25.0, 95.0, np.nan])
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))   # ranks (no ties)
+    assert geval.rank_correlation(x, y) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+    assert geval.rank_correlation(x, np.exp(x)) == pytest.approx(1.0)
+    assert geval.rank_correlation(x, -x ** 3) == pytest.approx(-1.0)
+    assert geval.rank_correlation([1, 2], [3, 4]) is None and geval.rank_correlation([1, 1, 1], [1, 2, 3]) is None
+
+    quality = [{"step": t, "nearest_l1": 1.0 / t, "diversity": 1 - 1.0 / t} for t in (10, 20, 30, 40)]
+    log_steps = np.arange(1, 41)
+    falling = geval.loss_tracks_quality(log_steps, 5.0 / log_steps, quality, 10)
+    assert falling["points"] == 4 and falling["spearman_nearest_l1"] == pytest.approx(1.0)
+    assert falling["spearman_diversity"] == pytest.approx(-1.0)
+    np.testing.assert_allclose(falling["series"]["loss"], [np.mean(5.0 / np.arange(t - 9, t + 1))
+                                                           for t in (10, 20, 30, 40)])
+    hump = geval.loss_tracks_quality(log_steps, -np.abs(log_steps - 25.0), quality, 10)
+    assert abs(hump["spearman_nearest_l1"]) < 0.5
 
 
 def test_failure_mode_numbers():
@@ -226,8 +262,7 @@ def test_frozen_discriminator_stops_learning_at_its_step(tmp_path):
 
     config = _tiny_gan_config(tmp_path)
     config.d_freeze_step = 1
-    generator, discriminator = gan.build(config)
-    state = gan.initial_state(config, generator, discriminator, (28, 28, 1), parallel.make_mesh())
+    state = gan.initial_state(config, (28, 28, 1), parallel.make_mesh())
     step = jax.jit(adversarial.gan_train_step)
     real = (jax.random.uniform(jax.random.key(3), (8, 28, 28, 1), minval=-1, maxval=1), jnp.zeros(8, jnp.int32))
     first, _ = step(state, real)

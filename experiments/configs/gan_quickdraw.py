@@ -42,5 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
         "progress_png": "fig_4_9_samples_during_training.png",
         "nearest_png": "fig_4_10_nearest_training.png",
         "grid_png": "samples.png",                     # 50 samples of the trained generator
+        "quality_every_steps": 100,                    # sample quality during training (0: never)
+        "quality_png": "loss_vs_quality.png",          # it against the generator's loss
     })
     return c

@@ -46,5 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
         "progress_png": "fig_4_15_samples_during_training.png",
         "nearest_png": "nearest_training.png",
         "grid_png": "samples.png",
+        "quality_every_steps": 100,       # sample quality during training (0: never)
+        "quality_png": "loss_vs_quality.png",   # it against the Wasserstein estimate
     })
     return c

@@ -13,10 +13,12 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 from flax import struct
 
-from gdl_jax import losses
+from gdl_jax import losses, models
+from gdl_jax.train import runner
 from gdl_jax.train.state import TrainState, step_key
 
 
@@ -45,6 +47,28 @@ class GANState(struct.PyTreeNode):
     def noise(self, name: str, n: int) -> jax.Array:
         """z ~ N(0, I), (n, z_dim), drawn with this step's key `name`."""
         return jax.random.normal(self.step_rng(name), (n, self.z_dim))
+
+
+def critic_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The discriminator's settings: model.critic for the WGANs (task 'wgan'), model.discriminator for the GAN."""
+    return config.model.critic if config.task == "wgan" else config.model.discriminator
+
+
+def networks(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+    """The config's generator and discriminator (critic)."""
+    return (models.build("generator", **config.model.generator),
+            models.build("discriminator", **critic_config(config)))
+
+
+def init_state(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], key: jax.Array) -> GANState:
+    """The step-0 GANState of a GAN / WGAN config: its networks, its optimizers at
+    g_learning_rate and d_learning_rate (the GAN's discriminator frozen from d_freeze_step on)."""
+    generator, discriminator = networks(config)
+    d_lr = config.d_learning_rate
+    if config.get("d_freeze_step"):  # the GAN's discriminator makes 2 optimizer updates a step (real, fake)
+        d_lr = optax.piecewise_constant_schedule(d_lr, {2 * config.d_freeze_step: 0.0})
+    return GANState.create(generator, discriminator, runner.make_optimizer(config, config.g_learning_rate),
+                           runner.make_optimizer(config, d_lr), key, config.z_dim, image_shape)
 
 
 def generate(g: TrainState, z: jax.Array) -> jax.Array:
@@ -169,18 +193,20 @@ def critic_update(state: GANState, real: jax.Array, index: int = 0, clip_value: 
 
 def wgan_train_step(state: GANState, batch: tuple[jax.Array, jax.Array], n_critic: int = 5,
                     clip_value: float | None = None, gp_weight: float = 0.0) -> tuple[GANState, dict]:
-    """One WGAN / WGAN-GP step: n_critic critic updates, each on its own slice of the batch
+    """One WGAN / WGAN-GP step: n_critic critic updates, each on its own n-th of the batch
     (the feeder hands n_critic x batch_size real images per step), unrolled in the jit (a rolled
     lax.scan measured ~30x slower on XLA:CPU), then one generator update. Metrics: the critic's
     averaged over its updates, the generator's."""
     real, _ = batch
     if real.shape[0] % n_critic:
         raise ValueError(f"a WGAN step needs n_critic x batch_size images, got {real.shape[0]} for n_critic {n_critic}")
-    chunks = real.reshape(n_critic, real.shape[0] // n_critic, *real.shape[1:])
+    # update i takes images i, i + n_critic, ...: with the batch sharded over devices on its first
+    # axis, every update's slice is then spread evenly over them, with no resharding
+    chunks = real.reshape(real.shape[0] // n_critic, n_critic, *real.shape[1:])
     per_update = []
     for i in range(n_critic):  # unrolled
-        state, m = critic_update(state, chunks[i], i, clip_value, gp_weight)
+        state, m = critic_update(state, chunks[:, i], i, clip_value, gp_weight)
         per_update.append(m)
     c_metrics = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *per_update)
-    state, g_metrics = generator_update(state, chunks.shape[1], objective="wasserstein")
+    state, g_metrics = generator_update(state, chunks.shape[0], objective="wasserstein")
     return state.replace(step=state.step + 1), {**c_metrics, **g_metrics}

@@ -289,3 +289,22 @@ def wgan_history(steps: list[dict], path) -> pathlib.Path:
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path)
+
+
+def loss_and_quality(series: dict, loss_name: str, path) -> pathlib.Path:
+    """A loss against sample quality over training (book 4.4's claim for the Wasserstein loss):
+    left, the loss averaged over the steps up to each quality measurement; right, the samples'
+    mean L1 distance to their nearest training images and their diversity at those steps."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    left.plot(series["step"], series["loss"], "o-", color="C0", ms=3)
+    left.set_ylabel(f"{loss_name} (mean over the interval)")
+    right.plot(series["step"], series["nearest_l1"], "o-", color="C1", ms=3, label="nearest training L1")
+    right.set_ylabel("nearest training L1 (lower: closer to data)")
+    twin = right.twinx()
+    twin.plot(series["step"], series["diversity"], "s-", color="C2", ms=3, label="diversity")
+    twin.set_ylabel("diversity (1: as varied as the data)")
+    for ax in (left, right):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    right.legend(handles=right.get_lines() + twin.get_lines(), loc="upper right")
+    return _save(fig, path)
