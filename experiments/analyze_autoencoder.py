@@ -18,9 +18,9 @@ from ml_collections import config_flags  # noqa: E402
 
 from experiments import autoencoder  # noqa: E402
 from experiments.outputs import run_or_exit  # noqa: E402
-from gdl_jax import models  # noqa: E402
+from gdl_jax import models, parallel  # noqa: E402
 from gdl_jax.api import TrainedModel  # noqa: E402
-from gdl_jax.train import parallel, runner  # noqa: E402
+from gdl_jax.train import runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "The config the workdir was trained with.", lock_config=True)

@@ -16,7 +16,6 @@ held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import pathlib
 from typing import Callable, Sequence
@@ -28,12 +27,12 @@ import numpy as np
 
 from gdl_jax import data as gdata
 from gdl_jax import eval as geval
-from gdl_jax import models
+from gdl_jax import models, parallel
 from gdl_jax.api import LATENTS_FILE, TrainedModel
 from gdl_jax.data.celeba import attribute_index, open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.summary import summarize
-from gdl_jax.train import parallel, runner, steps
+from gdl_jax.train import runner, steps
 from gdl_jax.train.state import TrainState
 from gdl_jax.viz import figures
 
@@ -111,7 +110,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
-    model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
+    model = models.build(config.model.name, runner.axis_name(config), encoder=config.model.encoder,
+                         decoder=config.model.decoder)
     shape = runner.image_shape(config)
     train, test, test_attributes = load_data(config)
     if isinstance(train, gdata.ArrayData):
@@ -139,7 +139,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                "steps": int(state.step), "epochs": last_epoch["epoch"], "test_examples": len(test),
                **{k: v for k, v in last_epoch.items() if k.startswith(("train_", "test_"))},
                **analyze(trained, config, train, test, test_attributes, workdir)}
-    (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    runner.write_results(workdir, results)
     figures.training_curves(records, workdir / "curves.png")
     return results
 
@@ -157,9 +157,10 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
         out = analyze_faces(trained, config, train, test, test_attributes > 0, z, log_var, workdir, latents)
     else:
         out = analyze_digits(trained, config, test, z, workdir)
-    tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
-    np.savez(tmp, **latents)
-    os.replace(tmp, workdir / LATENTS_FILE)
+    if parallel.is_writer():
+        tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
+        np.savez(tmp, **latents)
+        os.replace(tmp, workdir / LATENTS_FILE)
     return out
 
 

@@ -9,11 +9,15 @@ python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
 python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
 python -m experiments.benchmark --models=vae_faces --batch_sizes=32 --feeder_data_dir=/path/to/data
 python -m experiments.benchmark --models=gan,wgan_gp --batch_sizes=64
+XLA_FLAGS=--xla_force_host_platform_device_count=4 python -m experiments.benchmark --models=cnn \
+    --batch_sizes=128 --devices=1,2,4 --parallel=sharded,pmap --torch=false
 
-Per model and batch size, in one process, timed in turn (JAX, torch, JAX, torch, ...) so that both
+Per model and batch size, in one process, timed in turn (JAX, torch, JAX, torch, ...) so that all
 see the same load on a shared machine: the JAX dispatch that training runs (`make_dispatch(<train
-step>, ...)`: k unrolled steps that gather their own batches from uint8 data on device) and the same
-model and step in eager PyTorch (experiments/bench_torch.py): Adam, or the GAN's two RMSprops.
+step>, ...)`: k unrolled steps that gather their own batches from uint8 data on device), once per
+device count (--devices: a mesh over the first n devices; the batch is the global one) and data-
+parallel backend (--parallel, gdl_jax.parallel), and the same model and step in eager PyTorch
+(experiments/bench_torch.py): Adam, or the GAN's two RMSprops.
 Epoch time is full batches per epoch x the median step. Prints a markdown table (ratio > 1: JAX is faster) and writes
 benchmark.json and benchmark.md to --output_dir. Compare numbers only within one run.
 """
@@ -41,12 +45,13 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
 from flax import linen as nn  # noqa: E402
+from jax.sharding import Mesh  # noqa: E402
 
 from gdl_jax import data as gdata  # noqa: E402
-from gdl_jax import models  # noqa: E402
+from gdl_jax import models, parallel  # noqa: E402
 from gdl_jax.errors import ConfigError, GdlError  # noqa: E402
 from gdl_jax.models.summary import summarize  # noqa: E402
-from gdl_jax.train import adversarial, parallel, runner, steps  # noqa: E402
+from gdl_jax.train import adversarial, runner, steps  # noqa: E402
 from gdl_jax.train.loop import make_dispatch  # noqa: E402
 from gdl_jax.train.state import TrainState  # noqa: E402
 
@@ -54,13 +59,13 @@ NUM_CLASSES = 10
 LEARNING_RATE = 5e-4
 
 
-InitFn = Callable[[dict, jax.Array], tuple[Any, int]]
+InitFn = Callable[[dict, jax.Array, str | None], tuple[Any, int]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
     """What one benchmark row trains: its input, its train step, its epoch size, and
-    init(model_kwargs, key) -> (step-0 train state, parameter count)."""
+    init(model_kwargs, key, axis_name) -> (step-0 train state, parameter count)."""
     image_shape: tuple[int, int, int]
     epoch_size: int
     step_fn: Callable
@@ -68,41 +73,41 @@ class Workload:
     real_batches_per_step: int = 1   # a WGAN step takes one real batch per critic update
 
 
-def _adam(image_shape: tuple[int, int, int], build: Callable[[dict], nn.Module]) -> InitFn:
+def _adam(image_shape: tuple[int, int, int], build: Callable[[dict, str | None], nn.Module]) -> InitFn:
     """init for a one-network model trained with Adam(LEARNING_RATE)."""
-    def init(kw: dict, key: jax.Array) -> tuple[TrainState, int]:
-        model = build(kw)
+    def init(kw: dict, key: jax.Array, axis_name: str | None = None) -> tuple[TrainState, int]:
+        model = build(kw, axis_name)
         sample = jnp.zeros((1, *image_shape), jnp.float32)
         return (TrainState.create(model, optax.adam(LEARNING_RATE), key, sample),
                 summarize(model, (1, *image_shape)).total)
     return init
 
 
-def _autoencoder(task: str, faces: bool = False) -> Callable[[dict], nn.Module]:
+def _autoencoder(task: str, faces: bool = False) -> Callable[[dict, str | None], nn.Module]:
     """The book's MNIST AE / VAE or faces VAE; model_kwargs go to both encoder and decoder (e.g. subpixel)."""
     from experiments.configs import ae_mnist, vae_faces
 
     model = vae_faces.get_config().model if faces else ae_mnist.get_config(task).model
-    return lambda kw: models.build(task, encoder={**model.encoder, **kw}, decoder={**model.decoder, **kw})
+    return lambda kw, axis: models.build(task, axis, encoder={**model.encoder, **kw}, decoder={**model.decoder, **kw})
 
 
 def _adversarial_init(config_module: str) -> InitFn:
     """The book's GAN or WGAN-GP as its config builds it, optimizers included; model_kwargs go to
     both networks."""
-    def init(kw: dict, key: jax.Array) -> tuple[adversarial.GANState, int]:
+    def init(kw: dict, key: jax.Array, axis_name: str | None = None) -> tuple[adversarial.GANState, int]:
         c = importlib.import_module(f"experiments.configs.{config_module}").get_config()
         c.model.generator.update(kw)
         adversarial.critic_config(c).update(kw)
         g, d = adversarial.networks(c)
         shape = runner.image_shape(c)
-        return (adversarial.init_state(c, shape, key),
+        return (adversarial.init_state(c, shape, key, axis_name),
                 summarize(g, (1, c.z_dim)).total + summarize(d, (1, *shape)).total)
     return init
 
 
 WORKLOADS = {
     **{name: Workload((32, 32, 3), 50_000, steps.classifier_train_step,
-                      _adam((32, 32, 3), lambda kw, name=name: models.build(name, **kw)))
+                      _adam((32, 32, 3), lambda kw, axis, name=name: models.build(name, axis, **kw)))
        for name in ("mlp", "small_conv", "cnn")},
     "autoencoder": Workload((28, 28, 1), 60_000, steps.autoencoder_train_step,
                             _adam((28, 28, 1), _autoencoder("autoencoder"))),
@@ -123,6 +128,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["mlp", "cnn"], f"Models to time, any of {sorted(WORKLOADS)}.")
 flags.DEFINE_list("batch_sizes", ["32", "256"], "Batch sizes to time.")
 flags.DEFINE_integer("steps_per_dispatch", 4, "Train steps per jitted dispatch (k).")
+flags.DEFINE_list("devices", None, "Device counts to time, each a mesh over the first n devices (default: "
+                  "all). On a CPU, force host devices with XLA_FLAGS=--xla_force_host_platform_device_count=4.")
+flags.DEFINE_list("parallel", ["sharded"], f"Data-parallel backends to time, any of {list(parallel.BACKENDS)}.")
 flags.DEFINE_integer("warmup", 3, "Untimed dispatches (torch: repeats of k steps) before timing.")
 flags.DEFINE_integer("iters", 20, "Timed dispatches (torch: repeats of k steps); the median is reported.")
 flags.DEFINE_bool("torch", True, "Also time eager PyTorch (skipped with a note if not installed).")
@@ -136,7 +144,8 @@ flags.DEFINE_integer("feeder_workers", 2, "Decode threads (or processes) of the 
 flags.DEFINE_bool("feeder_processes", False, "Decode in spawned processes instead of threads.")
 
 # (JSON key, table header, format); torch columns only when torch runs.
-JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("params", "params", "{:,}"),
+JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("devices", "devices", "{}"),
+               ("parallel", "parallel", "{}"), ("params", "params", "{:,}"),
                ("jax_compile_s", "JAX compile s", "{:.1f}"), ("jax_ms_per_step", "JAX ms/step", "{:.2f}"),
                ("jax_steps_per_s", "JAX steps/s", "{:.1f}"), ("jax_images_per_s", "JAX img/s", "{:,.0f}"),
                ("jax_epoch_s", "JAX epoch s", "{:.0f}"),
@@ -149,16 +158,18 @@ TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
                  ("jax_over_torch", "JAX/torch", "{:.2f}")]
 
 
-def parse_batch_sizes(values: Sequence[str]) -> list[int]:
-    """The --batch_sizes strings as ints; ConfigError on a non-integer (validate checks the sign)."""
+def parse_batch_sizes(values: Sequence[str], flag: str = "batch_sizes") -> list[int]:
+    """The --batch_sizes (or another list flag's) strings as ints; ConfigError on a non-integer
+    (validate checks the sign)."""
     try:
         return [int(v) for v in values]
     except ValueError:
-        raise ConfigError(f"batch_sizes must be positive integers, got {','.join(values)!r}") from None
+        raise ConfigError(f"{flag} must be positive integers, got {','.join(values)!r}") from None
 
 
 def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_dispatch: int,
-             warmup: int, iters: int, torch_threads: int) -> None:
+             warmup: int, iters: int, torch_threads: int, devices: Sequence[int] | None = None,
+             backends: Sequence[str] = ("sharded",)) -> None:
     """Raises ConfigError naming the first bad setting."""
     if not model_names:
         raise ConfigError("models must name at least one model")
@@ -173,6 +184,15 @@ def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_d
             raise ConfigError(f"{key} must be positive, got {value}")
     if warmup < 0:
         raise ConfigError(f"warmup must be >= 0, got {warmup}")
+    available = jax.device_count()
+    for n in devices or ():
+        if not 0 < n <= available:
+            raise ConfigError(f"devices must be between 1 and the {available} device(s) here, got {n} (on a CPU, "
+                              "XLA_FLAGS=--xla_force_host_platform_device_count=N gives N host devices)")
+    if not backends:
+        raise ConfigError(f"parallel must name at least one of {list(parallel.BACKENDS)}")
+    for backend in backends:
+        parallel.check_backend(backend)
 
 
 def _flops(compiled) -> float | None:
@@ -188,10 +208,11 @@ def _flops(compiled) -> float | None:
 
 
 def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | None = None,
-                seed: int = 0) -> dict:
-    """Compiles the training dispatch. Returns its params, compile seconds, FLOPs per step, and
+                seed: int = 0, devices: int | None = None, backend: str = "sharded") -> dict:
+    """Compiles the training dispatch on a mesh over the first `devices` devices (default: all)
+    under the data-parallel `backend`. Returns its params, compile seconds, FLOPs per step, and
     `repeat`: runs one dispatch (k steps) to completion."""
-    mesh = parallel.make_mesh()
+    mesh = Mesh(np.asarray(jax.devices()[:devices or jax.device_count()]), (parallel.DATA_AXIS,))
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
     rng = np.random.default_rng(seed)
@@ -203,9 +224,9 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     feeder = gdata.DeviceFeeder(gdata.to_device(host, mesh), jax.random.PRNGKey(seed), per_step, mesh)
     args = feeder.get(0, k)
 
-    state, params = workload.init(model_kwargs or {}, jax.random.PRNGKey(seed))
+    state, params = workload.init(model_kwargs or {}, jax.random.PRNGKey(seed), parallel.axis_name(backend))
     state = jax.device_put(state, parallel.replicated(mesh))
-    dispatch = make_dispatch(workload.step_fn, feeder.batch, k)
+    dispatch = make_dispatch(parallel.data_parallel(workload.step_fn, backend, mesh), feeder.batch, k)
 
     t0 = time.perf_counter()
     compiled = dispatch.lower(state, *args).compile()
@@ -284,47 +305,58 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                   warmup: int = 3, iters: int = 20, torch_bench: ModuleType | None = None,
                   torch_threads: int = 1, model_kwargs: dict | None = None,
                   feeder_data_dir: str | None = None, feeder_workers: int = 2,
-                  feeder_processes: bool = False) -> list[dict]:
-    """One row per (model, batch size): JAX timings, and torch's and the ratio when torch_bench.
+                  feeder_processes: bool = False, devices: Sequence[int] | None = None,
+                  backends: Sequence[str] = ("sharded",)) -> list[dict]:
+    """One row per (model, batch size, device count, backend): JAX timings, and torch's and the
+    ratio when torch_bench (one torch run per model and batch size).
 
-    JAX and torch repeats alternate (`time_interleaved`). Throughputs are per second of median
-    step time; FLOPs are XLA's count for the compiled dispatch (per device program) divided by
-    its k steps.
+    All JAX variants and torch alternate (`time_interleaved`). Throughputs are per second of
+    median step time; FLOPs are XLA's count for the compiled dispatch (per device program)
+    divided by its k steps.
     """
-    validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads)
+    devices = list(devices or [jax.device_count()])
+    validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads, devices, backends)
     rows = []
     for name in model_names:
         for batch_size in batch_sizes:
-            j = prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs)
-            repeats = [j["repeat"]]
+            variants = [(n, b) for n in devices for b in backends]
+            prepared = [prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs, devices=n, backend=b)
+                        for n, b in variants]
+            repeats = [j["repeat"] for j in prepared]
             if torch_bench is not None:
                 torch_repeat, torch_params = torch_bench.prepare_train_steps(
                     name, batch_size, steps_per_dispatch, torch_threads)
-                if torch_params != j["params"]:
+                if torch_params != prepared[0]["params"]:
                     raise AssertionError(f"{name}: torch model has {torch_params:,} parameters, "
-                                         f"JAX model {j['params']:,}")
+                                         f"JAX model {prepared[0]['params']:,}")
                 repeats.append(torch_repeat)
             per_step = [t / steps_per_dispatch for t in time_interleaved(repeats, warmup, iters)]
-            s_per_step, flops = per_step[0], j["flops_per_step"]
-            row = {"model": name, "model_kwargs": model_kwargs or {}, "batch_size": batch_size,
-                   "params": j["params"],
-                   "steps_per_dispatch": steps_per_dispatch, "jax_compile_s": j["compile_s"],
-                   "jax_ms_per_step": 1e3 * s_per_step, "jax_steps_per_s": 1 / s_per_step,
-                   "jax_images_per_s": batch_size / s_per_step,
-                   "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * s_per_step,
-                   "gflop_per_step": flops / 1e9 if flops else None,
-                   "jax_gflop_per_s": flops / 1e9 / s_per_step if flops else None}
+            for (n, backend), j, s_per_step in zip(variants, prepared, per_step):
+                rows.append(_row(name, batch_size, n, backend, j, s_per_step, steps_per_dispatch, model_kwargs,
+                                 per_step[-1] if torch_bench is not None else None))
             if name == "vae_faces" and feeder_data_dir:
-                row["feeder_images_per_s"] = feeder_images_per_s(feeder_data_dir, batch_size, steps_per_dispatch,
-                                                                  feeder_workers, processes=feeder_processes)
-            if torch_bench is not None:
-                t = per_step[1]
-                row.update(torch_ms_per_step=1e3 * t, torch_steps_per_s=1 / t,
-                           torch_images_per_s=batch_size / t,
-                           torch_epoch_s=WORKLOADS[name].epoch_size // batch_size * t,
-                           jax_over_torch=t / s_per_step)
-            rows.append(row)
+                rows[-1]["feeder_images_per_s"] = feeder_images_per_s(
+                    feeder_data_dir, batch_size, steps_per_dispatch, feeder_workers, processes=feeder_processes)
     return rows
+
+
+def _row(name: str, batch_size: int, devices: int, backend: str, j: dict, s_per_step: float,
+         steps_per_dispatch: int, model_kwargs: dict | None, torch_s: float | None) -> dict:
+    """One table row from a JAX variant's timing (and torch's median seconds per step)."""
+    flops = j["flops_per_step"]
+    row = {"model": name, "model_kwargs": model_kwargs or {}, "batch_size": batch_size, "devices": devices,
+           "parallel": backend, "params": j["params"], "steps_per_dispatch": steps_per_dispatch,
+           "jax_compile_s": j["compile_s"], "jax_ms_per_step": 1e3 * s_per_step, "jax_steps_per_s": 1 / s_per_step,
+           "jax_images_per_s": batch_size / s_per_step,
+           "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * s_per_step,
+           "gflop_per_step": flops / 1e9 if flops else None,
+           "jax_gflop_per_s": flops / 1e9 / s_per_step if flops else None}
+    if torch_s is not None:
+        row.update(torch_ms_per_step=1e3 * torch_s, torch_steps_per_s=1 / torch_s,
+                   torch_images_per_s=batch_size / torch_s,
+                   torch_epoch_s=WORKLOADS[name].epoch_size // batch_size * torch_s,
+                   jax_over_torch=torch_s / s_per_step)
+    return row
 
 
 def markdown(rows: Sequence[dict], env: dict) -> str:
@@ -364,12 +396,14 @@ def main(argv: Sequence[str]) -> None:
             model_kwargs = json.loads(FLAGS.model_kwargs)
         except ValueError as e:
             raise ConfigError(f"--model_kwargs is not JSON: {e}") from None
+        devices = parse_batch_sizes(FLAGS.devices, "devices") if FLAGS.devices else None
         validate(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup, FLAGS.iters,
-                 FLAGS.torch_threads)
+                 FLAGS.torch_threads, devices, FLAGS.parallel)
         torch_bench = load_torch_bench() if FLAGS.torch else None
         rows = run_benchmark(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup,
                              FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs,
-                             FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes)
+                             FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes,
+                             devices, FLAGS.parallel)
     except GdlError as e:
         sys.exit(f"error: {e}")
     print(write_outputs(rows, environment(torch_bench, FLAGS.torch_threads), FLAGS.output_dir), end="")

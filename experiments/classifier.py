@@ -6,7 +6,6 @@ predictions grid (Fig 2-9 / 2-19).
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Callable, Sequence
 
@@ -16,9 +15,9 @@ import ml_collections
 import numpy as np
 
 from gdl_jax import data as gdata
-from gdl_jax import models
+from gdl_jax import models, parallel
 from gdl_jax.models.summary import summarize
-from gdl_jax.train import parallel, runner, steps
+from gdl_jax.train import runner, steps
 from gdl_jax.train.state import TrainState
 from gdl_jax.viz import figures
 
@@ -28,7 +27,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     runner.validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
-    model = models.build(config.model.name, **{k: v for k, v in config.model.items() if k != "name"})
+    model = models.build(config.model.name, runner.axis_name(config),
+                         **{k: v for k, v in config.model.items() if k != "name"})
     train, test = runner.load_splits(config)
     eval_batch = runner.eval_batch_size(config, mesh)
     test_dev = gdata.to_device(runner.pad_to(test, eval_batch), mesh)
@@ -49,7 +49,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                "trainable_params": summary.trainable, "steps": int(state.step),
                "epochs": last_epoch["epoch"],
                **{k: v for k, v in last_epoch.items() if k.startswith(("train_", "test_"))}}
-    (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    runner.write_results(workdir, results)
     figures.training_curves(records, workdir / "curves.png")
     rng = np.random.default_rng(config.seed)
     idx = rng.choice(len(test), config.num_prediction_examples, replace=False)

@@ -28,10 +28,11 @@ import numpy as np
 
 from gdl_jax import data as gdata
 from gdl_jax import eval as geval
+from gdl_jax import parallel
 from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.summary import summarize
-from gdl_jax.train import adversarial, parallel, runner
+from gdl_jax.train import adversarial, runner
 from gdl_jax.viz import figures
 
 VALUE_RANGE = (-1.0, 1.0)
@@ -57,6 +58,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
     runner.make_optimizer(config, config.d_learning_rate)
+    runner.axis_name(config)
+    runner.compute_dtype(config)
     if config.analysis.get("quality_every_steps", 0) < 0:
         raise ConfigError(f"analysis.quality_every_steps must be >= 0 (0 = never), got "
                           f"{config.analysis.quality_every_steps}")
@@ -80,7 +83,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def initial_state(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], mesh) -> adversarial.GANState:
     """The run's step-0 GANState, replicated over the mesh (a pure function of config.seed)."""
     key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
-    return jax.jit(lambda k: adversarial.init_state(config, image_shape, k),
+    return jax.jit(lambda k: adversarial.init_state(config, image_shape, k, runner.axis_name(config)),
                    out_shardings=parallel.replicated(mesh))(key)
 
 
@@ -131,15 +134,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     generate = jax.jit(adversarial.generate)
     snapshots = workdir / "samples"
 
+    saved = {t for t in config.analysis.sample_steps if (snapshots / f"target_{t}.npz").exists()}
+
     def snapshot(step, state):
         """At the first dispatch end at or past each target step, saves the fixed batch's samples
-        (a resumed run finds the targets it already passed saved, with the same images)."""
-        due = [t for t in config.analysis.sample_steps if t <= step and not (snapshots / f"target_{t}.npz").exists()]
+        (a resumed run finds the targets it already passed saved, with the same images). What is
+        due is decided from the step alone, so every process of a multi-host run generates at
+        the same steps."""
+        due = [t for t in config.analysis.sample_steps if t <= step and t not in saved]
         if due:
-            snapshots.mkdir(parents=True, exist_ok=True)
             images = np.asarray(generate(state.generator, z_fixed))
-            for t in due:
-                np.savez(snapshots / f"target_{t}.npz", images=images, step=step)
+            saved.update(due)
+            if parallel.is_writer():
+                snapshots.mkdir(parents=True, exist_ok=True)
+                for t in due:
+                    np.savez(snapshots / f"target_{t}.npz", images=images, step=step)
 
     state, records = runner.fit(config, workdir, feeder, train_step(config), mesh,
                                 lambda: initial_state(config, shape, mesh), summary,
@@ -147,7 +156,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     results = {"model": config.task, "data": config.data.name, "steps": int(state.step),
                "discriminator_params": d_summary.total, "generator_params": g_summary.total,
                **analyze(state, config, train_images, records, workdir, z_fixed)}
-    (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    runner.write_results(workdir, results)
     return results
 
 
@@ -180,14 +189,17 @@ def quality_hook(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     z = quality_latents(config)
     real = reference_images(config, train_images)
     generate = jax.jit(adversarial.generate)
+    done = {int(p.stem.split("_")[1]) for p in folder.glob("step_*.json")}
 
     def hook(step: int, state: adversarial.GANState) -> None:
-        due = [t for t in range(every, step + 1, every) if not (folder / f"step_{t}.json").exists()] if every else []
+        due = [t for t in range(every, step + 1, every) if t not in done] if every else []
         if due:
-            folder.mkdir(exist_ok=True)
             record = {"step": step, **sample_quality(np.asarray(generate(state.generator, z)), train_images, real)}
-            for t in due:
-                (folder / f"step_{t}.json").write_text(json.dumps(record) + "\n")
+            done.update(due)
+            if parallel.is_writer():
+                folder.mkdir(exist_ok=True)
+                for t in due:
+                    (folder / f"step_{t}.json").write_text(json.dumps(record) + "\n")
     return hook
 
 

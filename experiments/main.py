@@ -2,7 +2,8 @@
 
 Flags: --config (a file in experiments/configs, with overrides such as --config.batch_size=64),
 --workdir (checkpoints, metrics.jsonl, figures, results.json; default workdirs/<config name>).
-Running the same command again resumes from the latest checkpoint in the workdir.
+Running the same command again resumes from the latest checkpoint in the workdir. --distributed
+joins a multi-host run (every process runs the same command; process 0 writes the files).
 """
 
 from gdl_jax import runtime
@@ -17,15 +18,19 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from experiments import train  # noqa: E402
+from gdl_jax import parallel  # noqa: E402
 from gdl_jax.errors import GdlError  # noqa: E402
-from gdl_jax.train import parallel  # noqa: E402
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", str(CONFIGS / "cnn_cifar10_quick.py"),
                                 "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Output directory (default: workdirs/<config file name>).")
-flags.DEFINE_bool("distributed", False, "Join a multi-host job with jax.distributed.initialize().")
+flags.DEFINE_bool("distributed", False, "Join a multi-host job with jax.distributed.initialize(): from the "
+                  "three flags below when given, else from the cluster's environment (SLURM, Open MPI, TPU).")
+flags.DEFINE_string("coordinator_address", None, "With --distributed: host:port of process 0's coordinator.")
+flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes the job has.")
+flags.DEFINE_integer("process_id", None, "With --distributed: this process's index, 0 to num_processes - 1.")
 
 
 def _quiet_orbax(record) -> bool:
@@ -38,7 +43,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.distributed:
-        parallel.initialize_distributed()
+        parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    elif FLAGS.coordinator_address or FLAGS.num_processes is not None or FLAGS.process_id is not None:
+        raise app.UsageError("--coordinator_address, --num_processes and --process_id need --distributed")
     config_file = pathlib.Path(config_flags.get_config_filename(FLAGS["config"]))
     workdir = FLAGS.workdir or str(pathlib.Path("workdirs") / config_file.stem)
     logging.info("config %s -> workdir %s", config_file, workdir)

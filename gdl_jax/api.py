@@ -172,7 +172,8 @@ def read_latents(workdir: pathlib.Path) -> dict[str, np.ndarray]:
 
 def load(workdir: str | os.PathLike) -> TrainedModel:
     """The autoencoder or VAE trained in `workdir`, at its latest checkpoint."""
-    from gdl_jax.train import parallel, runner
+    from gdl_jax import parallel
+    from gdl_jax.train import runner
 
     workdir = pathlib.Path(workdir)
     config = read_config(workdir)

@@ -102,3 +102,32 @@ def mnist_dir(tmp_path_factory) -> pathlib.Path:
         write_idx(root / "mnist" / f"{prefix}-images.idx3-ubyte.gz", images)
         write_idx(root / "mnist" / f"{prefix}-labels.idx1-ubyte.gz", labels)
     return root
+
+
+def write_quickdraw_cats(root: pathlib.Path, n: int = 40) -> pathlib.Path:
+    """A Quick Draw folder of n random 28x28 'cats' under root; returns root."""
+    (root / "quickdraw").mkdir(parents=True)
+    np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8).tofile(root / "quickdraw" / f"cats{n}.bin")
+    return root
+
+
+def tiny_gan_config(data_dir):
+    """The book's GAN config shrunk to seconds: 12 steps of batch 8 on 8-filter networks."""
+    from experiments.configs import gan_quickdraw
+
+    c = gan_quickdraw.get_config()
+    c.data.data_dir = str(data_dir)
+    c.model.discriminator.update(filters=(8, 8), kernels=(3, 3), strides=(2, 2))
+    c.model.generator.update(initial_shape=(7, 7, 8), upsample=(2, 2), filters=(8, 1), kernels=(3, 3),
+                             strides=(1, 1))
+    c.z_dim = 8
+    c.batch_size = 8
+    c.num_steps = 12
+    c.steps_per_dispatch = 2
+    c.log_every_steps = 4
+    c.checkpoint_every_steps = 5
+    c.analysis.sample_steps = (2, 8, 12)
+    c.analysis.num_samples = 4
+    c.analysis.nearest_samples = 3
+    c.analysis.quality_every_steps = 3
+    return c

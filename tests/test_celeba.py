@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from gdl_jax import data as gdata
+from gdl_jax import parallel
 from gdl_jax.data.celeba import CelebA, open_celeba, read_attributes, resize_face
 from gdl_jax.errors import ConfigError, DataError
-from gdl_jax.train import parallel
 
 ATTRS = ["Smiling", "Male", "Eyeglasses"]
 

@@ -9,8 +9,8 @@ import pytest
 from conftest import SHARED_DATA, write_idx
 
 from gdl_jax import data as gdata
+from gdl_jax import parallel
 from gdl_jax.errors import ConfigError, DataError
-from gdl_jax.train import parallel
 
 
 def test_cifar_folder_loads_sorted_with_labels(cifar_dir):

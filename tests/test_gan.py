@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import tiny_gan_config, write_quickdraw_cats
 
 from gdl_jax import losses
 from gdl_jax.models.gan import Discriminator, Generator, upsample_nearest
@@ -128,38 +129,13 @@ def test_nearest_l1_matches_brute_force():
     assert index[0] == 17 and index[1] == 3
 
 
-def _tiny_gan_config(data_dir):
-    from experiments.configs import gan_quickdraw
-
-    c = gan_quickdraw.get_config()
-    c.data.data_dir = str(data_dir)
-    c.model.discriminator.update(filters=(8, 8), kernels=(3, 3), strides=(2, 2))
-    c.model.generator.update(initial_shape=(7, 7, 8), upsample=(2, 2), filters=(8, 1), kernels=(3, 3),
-                             strides=(1, 1))
-    c.z_dim = 8
-    c.batch_size = 8
-    c.num_steps = 12
-    c.steps_per_dispatch = 2
-    c.log_every_steps = 4
-    c.checkpoint_every_steps = 5
-    c.analysis.sample_steps = (2, 8, 12)
-    c.analysis.num_samples = 4
-    c.analysis.nearest_samples = 3
-    c.analysis.quality_every_steps = 3
-    return c
-
-
 def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
     import json
 
     from experiments import train
     from gdl_jax.train.metrics import read_jsonl
 
-    root = tmp_path / "data"
-    (root / "quickdraw").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    rng.integers(0, 256, (40, 28, 28), dtype=np.uint8).tofile(root / "quickdraw" / "cats40.bin")
-    config = _tiny_gan_config(root)
+    config = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     whole = train.train_and_evaluate(config, tmp_path / "whole")
     records = read_jsonl(tmp_path / "whole" / "metrics.jsonl")
     steps = [r for r in records if r["kind"] == "train"]
@@ -258,9 +234,9 @@ def test_frozen_discriminator_stops_learning_at_its_step(tmp_path):
     """d_freeze_step: the discriminator's learning rate drops to 0 at that step (Fig 4-12's
     recipe), the generator goes on learning."""
     from experiments import gan
-    from gdl_jax.train import parallel
+    from gdl_jax import parallel
 
-    config = _tiny_gan_config(tmp_path)
+    config = tiny_gan_config(tmp_path)
     config.d_freeze_step = 1
     state = gan.initial_state(config, (28, 28, 1), parallel.make_mesh())
     step = jax.jit(adversarial.gan_train_step)

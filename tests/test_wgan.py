@@ -2,6 +2,8 @@
 computations, the book's WGAN / WGAN-GP counts, the critic update (clipping, n_critic, frozen
 critic, second-order gradients through the fast convs), and tiny end-to-end runs."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,7 +83,7 @@ def test_wgan_networks_have_the_books_counts(critic, generator, image_shape, cou
     assert g.layers[-1].output_shape[1:] == image_shape
 
 
-def _tiny_wgan_state(lr=5e-5, seed=0, subpixel=True):
+def _tiny_wgan_state(lr=5e-5, seed=0, subpixel=True, compute_dtype="float32"):
     """16x16x2 images; the critic's convs take the strided sub-pixel path (5x5x2 and 3x3x4
     patches) and the im2col path (a 5x5 kernel on a 4x4 map)."""
     from gdl_jax.models.gan import Discriminator, Generator
@@ -92,7 +94,7 @@ def _tiny_wgan_state(lr=5e-5, seed=0, subpixel=True):
     c = Discriminator(filters=(4, 8, 8), kernels=(5, 3, 5), strides=(2, 2, 2), activation="leaky_relu", dropout=0.0,
                       subpixel=subpixel)
     return adversarial.GANState.create(g, c, optax.rmsprop(lr), optax.rmsprop(lr), jax.random.key(seed), z_dim=4,
-                                       image_shape=(16, 16, 2))
+                                       image_shape=(16, 16, 2), compute_dtype=compute_dtype)
 
 
 def _real(n, seed=7):
@@ -243,3 +245,21 @@ def test_bad_wgan_configs_fail_before_writing(cifar_dir, tmp_path, change, messa
     with pytest.raises(ConfigError, match=message):
         train.train_and_evaluate(config, tmp_path / "wd")
     assert not (tmp_path / "wd").exists()
+
+
+def test_wgan_gp_step_in_bfloat16_keeps_float32_state_and_tracks_float32():
+    """compute_dtype='bfloat16' through the penalty's second-order gradients and the custom
+    convolutions: the state stays float32 and the metrics of one step are those of float32 to
+    bfloat16's precision."""
+    from gdl_jax.train import adversarial
+
+    step = jax.jit(functools.partial(adversarial.wgan_train_step, n_critic=2, gp_weight=10.0))
+    out = {d: step(_tiny_wgan_state(compute_dtype=d), (_real(8), jnp.zeros(8, jnp.int32)))
+           for d in ("float32", "bfloat16")}
+    state, metrics = out["bfloat16"]
+    floats = [x.dtype for x in jax.tree.leaves((state, metrics)) if jnp.issubdtype(x.dtype, jnp.floating)]
+    assert set(floats) == {jnp.dtype("float32")}
+    assert any(float(metrics[k]) != float(out["float32"][1][k]) for k in metrics)   # bfloat16 did compute
+    for key in ("c_loss", "gradient_penalty", "g_loss"):
+        np.testing.assert_allclose(float(metrics[key]), float(out["float32"][1][key]), rtol=0.05, atol=0.02,
+                                   err_msg=key)

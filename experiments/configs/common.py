@@ -20,6 +20,8 @@ def classifier_config(model: str, figure: str) -> ml_collections.ConfigDict:
     c.optimizer_kwargs = {"b1": 0.9, "b2": 0.999, "eps": 1e-8}   # optax's Adam defaults (Keras' eps: 1e-7)
     c.learning_rate = 5e-4
     c.seed = 0
+    c.parallel = "sharded"       # data parallelism: 'sharded' (jit, global code) or 'pmap' (per-device code)
+    c.compute_dtype = "float32"  # or 'bfloat16': forward and backward passes (params, losses stay float32)
     c.steps_per_dispatch = 4   # unrolled train steps per jitted call
     c.log_every_steps = 500
     c.checkpoint_every_steps = 2000

@@ -27,10 +27,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from gdl_jax import parallel
 from gdl_jax.data.pipeline import DeviceData, epoch_permutation, gather_batch, steps_per_epoch, to_float
 from gdl_jax.data.sources import ArrayData
 from gdl_jax.errors import ConfigError
-from gdl_jax.train import parallel
 
 
 class Feeder(Protocol):

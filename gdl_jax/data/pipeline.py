@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from gdl_jax import parallel
 from gdl_jax.data.sources import ArrayData
 from gdl_jax.errors import ConfigError
-from gdl_jax.train import parallel
 
 
 class DeviceData(NamedTuple):

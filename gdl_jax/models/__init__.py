@@ -16,9 +16,10 @@ def _tuples(kwargs: dict) -> dict:
 
 
 def _autoencoder(cls, variational: bool):
-    def make(encoder: dict | None = None, decoder: dict | None = None) -> nn.Module:
-        return cls(Encoder(**_tuples(dict(encoder or {})), variational=variational),
-                   Decoder(**_tuples(dict(decoder or {}))))
+    def make(encoder: dict | None = None, decoder: dict | None = None, axis_name: str | None = None) -> nn.Module:
+        parts = (Encoder(**_tuples(dict(encoder or {})), variational=variational, axis_name=axis_name),
+                 Decoder(**_tuples(dict(decoder or {})), axis_name=axis_name))
+        return cls(*parts, axis_name=axis_name) if variational else cls(*parts)
     return make
 
 
@@ -27,10 +28,18 @@ MODELS = {"mlp": MLP, "small_conv": SmallConvNet, "cnn": CNN,
           "generator": Generator, "discriminator": Discriminator}
 
 
-def build(name: str, **kwargs) -> nn.Module:
-    """The module registered as `name`, with keyword overrides of its fields."""
+# models without BatchNorm or sampled noise: the same code per device and globally
+NO_AXIS = ("mlp", "small_conv")
+
+
+def build(name: str, axis_name: str | None = None, **kwargs) -> nn.Module:
+    """The module registered as `name`, with keyword overrides of its fields. axis_name: the
+    device axis of per-device training (gdl_jax.parallel's 'pmap' backend), for BatchNorm
+    statistics and the VAE's noise."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    if name not in NO_AXIS:
+        kwargs["axis_name"] = axis_name
     try:
         return MODELS[name](**_tuples(kwargs))
     except TypeError as e:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gdl_jax import parallel
 from gdl_jax.models import conv
 from gdl_jax.models.classifiers import KERAS_LEAKY_SLOPE, KERNEL_INIT
 
@@ -47,10 +48,10 @@ class ConvTranspose(nn.Module):
         return y + bias
 
 
-def _block(x, layer: nn.Module, use_batch_norm: bool, dropout: float, train: bool):
+def _block(x, layer: nn.Module, use_batch_norm: bool, dropout: float, train: bool, axis_name: str | None):
     x = layer(x)
     if use_batch_norm:
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, axis_name=axis_name)(x)
     x = nn.leaky_relu(x, KERAS_LEAKY_SLOPE)
     if dropout:
         x = nn.Dropout(dropout, deterministic=not train)(x)
@@ -67,13 +68,14 @@ class Encoder(nn.Module):
     dropout: float = 0.0
     variational: bool = False
     subpixel: bool = True  # convs via gdl_jax.models.conv (sub-pixel backward, thin im2col): faster on CPU
+    axis_name: str | None = None  # per-device training ('pmap'): BatchNorm statistics averaged over it
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False):
         for f, k, s in zip(self.filters, self.kernels, self.strides):
             layer = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=KERNEL_INIT,
                             conv_general_dilated=conv.conv_general_dilated if self.subpixel else None)
-            x = _block(x, layer, self.use_batch_norm, self.dropout, train)
+            x = _block(x, layer, self.use_batch_norm, self.dropout, train, self.axis_name)
         x = x.reshape((x.shape[0], -1))
         if not self.variational:
             return nn.Dense(self.z_dim, kernel_init=KERNEL_INIT, name="encoder_output")(x)
@@ -91,6 +93,7 @@ class Decoder(nn.Module):
     use_batch_norm: bool = False
     dropout: float = 0.0
     subpixel: bool = True
+    axis_name: str | None = None  # per-device training ('pmap'): BatchNorm statistics averaged over it
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
@@ -100,16 +103,18 @@ class Decoder(nn.Module):
         for i, (f, k, s) in enumerate(zip(self.filters, self.kernels, self.strides)):
             layer = ConvTranspose(f, (k, k), (s, s), self.subpixel, name=f"decoder_conv_t_{i}")
             if i < last:
-                x = _block(x, layer, self.use_batch_norm, self.dropout, train)
+                x = _block(x, layer, self.use_batch_norm, self.dropout, train, self.axis_name)
             else:
                 x = nn.sigmoid(layer(x))
         return x
 
 
-def reparameterize(key: jax.Array, mu: jax.Array, log_var: jax.Array) -> jax.Array:
+def reparameterize(key: jax.Array, mu: jax.Array, log_var: jax.Array, axis_name: str | None = None) -> jax.Array:
     """z = mu + exp(log_var / 2) * eps, eps ~ N(0, I): a sample of N(mu, exp(log_var))
-    that is differentiable in mu and log_var."""
-    return mu + jnp.exp(log_var / 2) * jax.random.normal(key, mu.shape, mu.dtype)
+    that is differentiable in mu and log_var. Per device (axis_name), eps is this device's rows
+    of the global batch's draw."""
+    eps = parallel.global_draw(lambda k, shape: jax.random.normal(k, shape, mu.dtype), key, mu.shape, axis_name)
+    return mu + jnp.exp(log_var / 2) * eps
 
 
 class Autoencoder(nn.Module):
@@ -122,11 +127,14 @@ class Autoencoder(nn.Module):
 
 
 class VAE(nn.Module):
-    """x -> (mu, log_var) -> z (sampled with the 'latent' rng stream) -> x_hat (book 3.3, 3.4)."""
+    """x -> (mu, log_var) -> z (sampled with the 'latent' rng stream) -> x_hat (book 3.3, 3.4).
+    axis_name: per-device training ('pmap') draws z's noise for the global batch; inference
+    (train=False) is always global code."""
     encoder: Encoder
     decoder: Decoder
+    axis_name: str | None = None
 
     def __call__(self, x: jax.Array, train: bool = False):
         mu, log_var = self.encoder(x, train)
-        z = reparameterize(self.make_rng("latent"), mu, log_var)
+        z = reparameterize(self.make_rng("latent"), mu, log_var, self.axis_name if train else None)
         return self.decoder(z, train), mu, log_var

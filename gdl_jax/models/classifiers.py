@@ -56,11 +56,12 @@ class CNN(nn.Module):
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
     subpixel_backward: bool = True  # convs via gdl_jax.models.conv (sub-pixel backward, thin im2col): faster on CPU
+    axis_name: str | None = None    # per-device training ('pmap'): BatchNorm statistics averaged over it
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                                    epsilon=self.bn_epsilon)
+                                    epsilon=self.bn_epsilon, axis_name=self.axis_name)
         act = lambda y: nn.leaky_relu(y, KERAS_LEAKY_SLOPE)
         conv_fn = conv.conv_general_dilated if self.subpixel_backward else None
         for f, s in zip(self.features, self.strides):

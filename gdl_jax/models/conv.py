@@ -245,7 +245,7 @@ def upsample_conv(x: jax.Array, w: jax.Array, factor: int = 2) -> jax.Array:
     (kh, kw, cin, cout), n, h, wd = w.shape, *x.shape[:3]
     (mh, oh), (mw, ow) = _upsample_taps(kh, factor, (kh - 1) // 2), _upsample_taps(kw, factor, (kw - 1) // 2)
     # k[o, p, i, a, b, c] = sum_{t, u} mh[a, o, t] mw[b, p, u] w[t, u, i, c]
-    k = jnp.einsum("aot,bpu,tuic->opiabc", mh, mw, w).reshape(mh.shape[1], mw.shape[1], cin, -1)
+    k = jnp.einsum("aot,bpu,tuic->opiabc", mh, mw, w).reshape(mh.shape[1], mw.shape[1], cin, -1).astype(w.dtype)
     pads = ((-oh, oh + mh.shape[1] - 1), (-ow, ow + mw.shape[1] - 1))
     y = conv_general_dilated(x, k, (1, 1), pads, dimension_numbers=_DIMS)
     y = y.reshape(n, h, wd, factor, factor, cout).transpose(0, 1, 3, 2, 4, 5)

@@ -61,6 +61,7 @@ class Discriminator(nn.Module):
     dropout: float = 0.4
     batch_norm_momentum: float | None = None
     subpixel: bool = True
+    axis_name: str | None = None  # per-device training ('pmap'): BatchNorm statistics averaged over it
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -69,7 +70,8 @@ class Discriminator(nn.Module):
             x = nn.Conv(f, (k, k), strides=s, padding="SAME", kernel_init=GAN_INIT,
                         conv_general_dilated=conv_fn, name=f"discriminator_conv_{i}")(x)
             if self.batch_norm_momentum and i > 0:
-                x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum, epsilon=1e-3)(x)
+                x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum, epsilon=1e-3,
+                                 axis_name=self.axis_name)(x)
             x = ACTIVATIONS[self.activation](x)
             if self.dropout:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
@@ -90,10 +92,12 @@ class Generator(nn.Module):
     batch_norm_momentum: float | None = 0.9
     dropout: float = 0.0
     subpixel: bool = True
+    axis_name: str | None = None  # per-device training ('pmap'): BatchNorm statistics averaged over it
 
     def _norm(self, x, train: bool):
         if self.batch_norm_momentum:
-            x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum, epsilon=1e-3)(x)
+            x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum, epsilon=1e-3,
+                             axis_name=self.axis_name)(x)
         return x
 
     @nn.compact

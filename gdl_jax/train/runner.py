@@ -8,6 +8,7 @@ optimizer, initial state, checkpoints and resume, the metrics log, the loop.
 from __future__ import annotations
 
 import functools
+import json
 import pathlib
 from typing import Any, Callable, Sequence
 
@@ -20,13 +21,13 @@ import optax
 from absl import logging
 
 from gdl_jax import data as gdata
+from gdl_jax import parallel
 from gdl_jax.errors import CheckpointError, ConfigError
 from gdl_jax.models.summary import Summary
-from gdl_jax.train import parallel
 from gdl_jax.train.checkpoint import Checkpointer
 from gdl_jax.train.loop import Loop
-from gdl_jax.train.metrics import JsonlWriter, read_jsonl
-from gdl_jax.train.state import TrainState
+from gdl_jax.train.metrics import JsonlWriter
+from gdl_jax.train.state import TrainState, check_compute_dtype
 from gdl_jax.train.workdir import claim
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
@@ -44,8 +45,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
     make_optimizer(config, config.learning_rate)
+    axis_name(config)
+    compute_dtype(config)
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
+
+
+def axis_name(config: ml_collections.ConfigDict) -> str | None:
+    """The device axis name of config.parallel's backend for models and steps (None: 'sharded')."""
+    return parallel.axis_name(config.get("parallel", "sharded"))
+
+
+def compute_dtype(config: ml_collections.ConfigDict) -> str:
+    """config.compute_dtype ('float32' or 'bfloat16': the models' forward and backward passes;
+    params, optimizer state and losses stay float32; gdl_jax.train.state.mixed_precision)."""
+    return check_compute_dtype(config.get("compute_dtype", "float32"))
 
 
 def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -132,7 +146,7 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, image_sha
     tx = make_optimizer(config, config.learning_rate)
     init_key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
     sample = jnp.zeros((1, *image_shape), jnp.float32)
-    return jax.jit(lambda k: TrainState.create(model, tx, k, sample),
+    return jax.jit(lambda k: TrainState.create(model, tx, k, sample, compute_dtype(config)),
                    out_shardings=parallel.replicated(mesh))(init_key)
 
 
@@ -144,6 +158,12 @@ def restore(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.
     if state is None:
         raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
     return state
+
+
+def write_results(workdir: pathlib.Path, results: dict) -> None:
+    """workdir/results.json (on the writing process of a multi-host run only)."""
+    if parallel.is_writer():
+        (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def shuffle_key(config: ml_collections.ConfigDict) -> jax.Array:
@@ -166,30 +186,37 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
     """Trains with `step_fn` on the feeder's batches from `init_fn()`'s state (TrainState, GANState),
     resuming from the workdir's latest checkpoint.
 
-    Runs config.num_steps steps when the config sets them, else config.num_epochs epochs. Returns
-    the final state and every metrics record of the run. The feeder is closed on every exit path.
+    Runs config.num_steps steps when the config sets them, else config.num_epochs epochs, with
+    step_fn(state, batch, axis_name=None) run by config.parallel's backend (gdl_jax.parallel).
+    Returns the final state and every metrics record of the run. The feeder is closed on every
+    exit path.
     """
+    writer = parallel.is_writer()
     try:
-        claim(workdir, config, IDENTITY_KEYS)
+        if writer:
+            claim(workdir, config, IDENTITY_KEYS)
         logging.info("%s on %s: %d examples, %d steps/epoch, %d devices, %s\n%s", config.model.name,
                      config.data.name, feeder.num_examples, feeder.steps_per_epoch, mesh.devices.size,
                      type(feeder).__name__, summary)
-        (workdir / "summary.txt").write_text(str(summary) + "\n")
+        if writer:
+            (workdir / "summary.txt").write_text(str(summary) + "\n")
         state = init_fn()
         total_steps = config.get("num_steps") or feeder.steps_per_epoch * config.num_epochs
         with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
             restored = checkpointer.restore_latest(state)
-            with JsonlWriter(workdir / "metrics.jsonl") as writer:
-                history = writer.truncate_after(int(restored.step) if restored is not None else 0)
+            with JsonlWriter(workdir / "metrics.jsonl", write_file=writer) as log:
+                history = log.truncate_after(int(restored.step) if restored is not None else 0)
                 if restored is not None:
                     state = restored
                     logging.info("resumed from step %d", int(state.step))
-                loop = Loop(step_fn=step_fn, feeder=feeder,
+                loop = Loop(step_fn=parallel.data_parallel(step_fn, config.get("parallel", "sharded"), mesh),
+                            feeder=feeder,
                             total_steps=total_steps,
                             steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer,
-                            writer=writer, log_every_steps=config.log_every_steps,
+                            writer=log, log_every_steps=config.log_every_steps,
                             on_epoch_end=on_epoch_end, hooks=hooks)
                 state = loop.run(state, history)
+                records = log.records
     finally:
         feeder.close()
-    return state, read_jsonl(workdir / "metrics.jsonl")
+    return state, records

@@ -7,8 +7,11 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import optax
 from flax import struct
+
+from gdl_jax.errors import ConfigError
 
 
 class TrainState(struct.PyTreeNode):
@@ -23,8 +26,9 @@ class TrainState(struct.PyTreeNode):
 
     @classmethod
     def create(cls, model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
-               sample_input: jax.Array) -> "TrainState":
-        """Initialises the model's variables from `rng` and the optimizer state from the params."""
+               sample_input: jax.Array, compute_dtype: str = "float32") -> "TrainState":
+        """Initialises the model's variables from `rng` and the optimizer state from the params;
+        the model computes in `compute_dtype` (see `mixed_precision`)."""
         init_rng, run_rng = jax.random.split(rng)
         streams = {"params": init_rng, "dropout": jax.random.fold_in(init_rng, 1),
                    "latent": jax.random.fold_in(init_rng, 2)}
@@ -32,7 +36,7 @@ class TrainState(struct.PyTreeNode):
         params = variables["params"]
         return cls(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
-                   rng=run_rng, apply_fn=model.apply, tx=tx)
+                   rng=run_rng, apply_fn=mixed_precision(model.apply, compute_dtype), tx=tx)
 
     def apply_gradients(self, grads, batch_stats) -> "TrainState":
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
@@ -46,6 +50,33 @@ class TrainState(struct.PyTreeNode):
     def step_rng(self, name: str) -> jax.Array:
         """A key for this step only: a pure function of (root rng, step, name)."""
         return step_key(self.rng, self.step, name)
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(compute_dtype: str) -> str:
+    """compute_dtype itself; a ConfigError unless it is one of COMPUTE_DTYPES."""
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {compute_dtype!r}")
+    return compute_dtype
+
+
+def mixed_precision(apply_fn: Callable, compute_dtype: str) -> Callable:
+    """apply_fn computing in `compute_dtype`: float32 params and floating inputs are cast to it on
+    the way in, floating outputs back to float32 on the way out. The params, their gradients
+    (through the casts), the optimizer state, BatchNorm's running statistics (flax reduces them
+    in float32) and every loss stay float32; only the forward and backward passes run in
+    bfloat16. 'float32' returns apply_fn itself."""
+    if check_compute_dtype(compute_dtype) == "float32":
+        return apply_fn
+    dtype = jnp.dtype(compute_dtype)
+    cast = lambda tree, to: jax.tree.map(lambda x: x.astype(to) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+    def apply(variables, *args, **kwargs):
+        variables = {**variables, "params": cast(variables["params"], dtype)}
+        return cast(apply_fn(variables, *cast(args, dtype), **kwargs), jnp.float32)
+    return apply
 
 
 def step_key(rng: jax.Array, step: jax.Array, name: str) -> jax.Array:

@@ -1,4 +1,9 @@
-"""Pure step functions: (state, batch) -> (state, metrics). The loop jit-compiles them."""
+"""Pure step functions: (state, batch) -> (state, metrics). The loop jit-compiles them.
+
+Each train step takes `axis_name`: None when it runs as global code (the 'sharded' backend),
+the device axis when it runs per device (the 'pmap' backend, gdl_jax.parallel), where its
+gradients and metrics are averaged over the devices and its dropout key is made per device.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,23 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gdl_jax import losses
+from gdl_jax import losses, parallel
 from gdl_jax.train.state import TrainState
 
 
-def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]):
+def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
     """One Adam/SGD step on softmax cross-entropy; BatchNorm statistics and dropout in train mode."""
     images, labels = batch
 
     def loss_fn(params):
         logits, updates = state.apply_fn(
             state.variables(params), images, train=True,
-            rngs={"dropout": state.step_rng("dropout")}, mutable=["batch_stats"])
+            rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name)}, mutable=["batch_stats"])
         return losses.softmax_cross_entropy(logits, labels), (logits, updates)
 
     (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads, updates.get("batch_stats", state.batch_stats))
-    return state, {"loss": loss, "accuracy": losses.accuracy(logits, labels)}
+    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
+    return state, parallel.mean({"loss": loss, "accuracy": losses.accuracy(logits, labels)}, axis_name)
 
 
 def classifier_eval_step(state: TrainState, images: jax.Array, labels: jax.Array,
@@ -42,32 +47,37 @@ def classifier_predict(state: TrainState, images: jax.Array) -> jax.Array:
     return jax.nn.softmax(logits)
 
 
-def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]):
+def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
     """One step on the mean per-image squared error of the reconstruction (book 3.1)."""
     images, _ = batch
 
     def loss_fn(params):
-        x_hat, updates = state.apply_fn(state.variables(params), images, train=True,
-                                        rngs={"dropout": state.step_rng("dropout")}, mutable=["batch_stats"])
+        x_hat, updates = state.apply_fn(state.variables(params), images, train=True, mutable=["batch_stats"],
+                                        rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name)})
         return losses.mse_per_image(images, x_hat).mean(), updates
 
     (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    return state.apply_gradients(grads, updates.get("batch_stats", state.batch_stats)), {"loss": loss}
+    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
+    return state, parallel.mean({"loss": loss}, axis_name)
 
 
-def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss_factor: float):
-    """One step on r_loss_factor * mse + KL, z sampled with this step's 'latent' key (book 3.3)."""
+def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss_factor: float,
+                   axis_name: str | None = None):
+    """One step on r_loss_factor * mse + KL, z sampled with this step's 'latent' key (book 3.3;
+    per device, the model draws the global batch's noise and takes its rows)."""
     images, _ = batch
 
     def loss_fn(params):
         (x_hat, mu, log_var), updates = state.apply_fn(
             state.variables(params), images, train=True, mutable=["batch_stats"],
-            rngs={"dropout": state.step_rng("dropout"), "latent": state.step_rng("latent")})
+            rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name),
+                  "latent": state.step_rng("latent")})
         terms = losses.vae_loss(images, x_hat, mu, log_var, r_loss_factor)
         return terms["loss"], (terms, updates)
 
     (_, (terms, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    return state.apply_gradients(grads, updates.get("batch_stats", state.batch_stats)), terms
+    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
+    return state, parallel.mean(terms, axis_name)
 
 
 def autoencoder_eval_step(state: TrainState, images, labels, mask) -> dict[str, jax.Array]:

@@ -11,11 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gdl_jax import parallel  # noqa: E402
+
 
 def _save(fig, path) -> pathlib.Path:
+    """Writes the figure (on the writing process of a multi-host run only) and closes it."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    if parallel.is_writer():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -306,5 +310,5 @@ def loss_and_quality(series: dict, loss_name: str, path) -> pathlib.Path:
     for ax in (left, right):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    right.legend(handles=right.get_lines() + twin.get_lines(), loc="upper right")
+    right.legend(handles=right.get_lines() + twin.get_lines(), loc="lower right")
     return _save(fig, path)

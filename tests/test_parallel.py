@@ -1,0 +1,122 @@
+"""Data parallelism (gdl_jax.parallel): both backends on forced host devices give the one-device
+numbers, for every step family and through the trainers; a 2-process multi-host run on loopback
+trains in lockstep with one writer."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import tiny_gan_config, write_quickdraw_cats
+
+from experiments import train
+from gdl_jax import parallel
+from gdl_jax.errors import ConfigError
+from gdl_jax.train.metrics import read_jsonl
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FAMILIES = ("classifier", "autoencoder", "vae", "gan", "wgan", "wgan_gp")
+
+
+def _run_on_devices(n: int, args: list[str], timeout: int = 900) -> dict | list:
+    """python args in a process with n forced host devices; the JSON it prints after RESULTS."""
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"}
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("RESULTS", 1)[1])
+
+
+def test_every_step_family_on_four_devices_matches_one_under_both_backends():
+    """3 SGD steps of each family (BatchNorm, the VAE's noise, the GANs' latent noise and the
+    penalty's alpha all in play; dropout off) from the same state on the same global batches:
+    4 devices under 'sharded' and 'pmap' = 1 device, to float tolerance. Dropping one pmean from
+    a step makes its 'pmap' params differ by ~0.2 of their scale."""
+    out = _run_on_devices(4, ["tests/_equivalence_run.py", *FAMILIES])
+    assert out.pop("draws") == {"distinct_keys": 4, "global_draw_equal": True}
+    assert out.pop("batch_error") == "batch_size 6 is not divisible by the 4 devices of the mesh"
+    assert sorted(out) == sorted(f"{f}/{b}" for f in FAMILIES for b in parallel.BACKENDS)
+    for run, diff in out.items():
+        assert diff["params"] < 1e-5 and diff["metrics"] < 1e-4, (run, diff)
+
+
+def _trainer_runs(config, tmp_path):
+    """The config as trained on 2 devices under each backend (in one subprocess)."""
+    runs = []
+    for backend in parallel.BACKENDS:
+        c = config.copy_and_resolve_references()
+        c.parallel = backend
+        runs.append((c.to_json(), str(tmp_path / backend)))
+    script = ("from gdl_jax import runtime; runtime.configure();"
+              "import json, sys, jax; from ml_collections import ConfigDict; from experiments import train;"
+              "assert jax.device_count() == 2, jax.devices();"
+              "print('RESULTS', json.dumps([train.train_and_evaluate(ConfigDict(json.loads(c)), w)"
+              " for c, w in json.loads(sys.argv[1])]))")
+    return dict(zip(parallel.BACKENDS, _run_on_devices(2, ["-c", script, json.dumps(runs)])))
+
+
+def test_classifier_trainer_on_two_devices_matches_one(tiny_config, tmp_path):
+    """The whole trainer (feeder, dispatch, checkpoints, evaluation) with --config.parallel
+    either way on 2 devices gives the 1-device numbers (dropout off: under 'pmap' its masks are
+    drawn per device)."""
+    tiny_config.num_epochs = 1
+    tiny_config.model.dropout = 0.0
+    one = train.train_and_evaluate(tiny_config, tmp_path / "one")
+    for backend, two in _trainer_runs(tiny_config, tmp_path).items():
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+            np.testing.assert_allclose(two[key], one[key], rtol=2e-3, err_msg=f"{backend} {key}")
+
+
+def test_gan_trainer_on_two_devices_matches_one(tmp_path):
+    """The GAN trainer (generator BatchNorm synchronised over the devices, latent noise drawn for
+    the global batch) on 2 devices under both backends: the 1-device losses and samples."""
+    config = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
+    config.model.discriminator.dropout = 0.0
+    config.analysis.quality_every_steps = 0
+    one = train.train_and_evaluate(config, tmp_path / "one")
+    for backend, two in _trainer_runs(config, tmp_path).items():
+        for key in ("d_loss", "g_loss", "d_acc_real"):
+            np.testing.assert_allclose(two["last_100_steps"][key], one["last_100_steps"][key], rtol=1e-3,
+                                       atol=1e-5, err_msg=f"{backend} {key}")
+        np.testing.assert_allclose(two["nearest_l1"], one["nearest_l1"], rtol=1e-3, err_msg=backend)
+
+
+def test_unknown_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown parallel backend 'pjit'; expected one of"):
+        parallel.axis_name("pjit")
+
+
+def test_two_processes_train_in_lockstep_and_only_process_0_writes(tiny_config, tmp_path):
+    """A multi-host run of 2 processes (1 device each) over jax.distributed on loopback: both
+    end with the same results, equal to a 2-device run's, and only process 0 opens a file
+    under the workdir for writing (orbax's checkpoints aside); the metrics log has each record
+    once."""
+    tiny_config.num_epochs = 1
+    tiny_config.model.dropout = 0.0
+    one = train.train_and_evaluate(tiny_config, tmp_path / "one")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}   # 1 CPU device per process
+    procs = [subprocess.Popen([sys.executable, "tests/_multihost_run.py", str(i), str(port), str(tmp_path / "mh"),
+                               tiny_config.to_json()], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=600)
+            assert p.returncode == 0, stderr[-3000:]
+            outs.append(json.loads(stdout.split("RESULTS", 1)[1]))
+    finally:
+        for p in procs:
+            p.kill()
+    assert outs[0]["results"] == outs[1]["results"]
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(outs[0]["results"][key], one[key], rtol=2e-3, err_msg=key)
+    assert outs[1]["writes"] == []
+    assert {"config.tmp", "metrics.jsonl", "results.json", "summary.txt", "curves.png"} <= set(outs[0]["writes"])
+    records = read_jsonl(tmp_path / "mh" / "metrics.jsonl")
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, one["steps"] + 1))
