@@ -59,3 +59,23 @@ def test_stream_feeder_on_two_devices_serves_the_device_feeders_batches():
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     proc = _run(["-c", script], {"XLA_FLAGS": flags})
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
+
+
+CONFIG_FILES = sorted(p.stem for p in (ROOT / "experiments" / "configs").glob("*.py")
+                      if p.stem not in ("__init__", "common"))
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_every_shipped_config_passes_its_trainers_checks(name):
+    """Each config in experiments/configs is accepted by its trainer's validation (no data needed)
+    and names the figure or result it reproduces."""
+    import importlib
+
+    from experiments import autoencoder, gan
+    from gdl_jax.train import runner
+
+    config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    assert config.figure
+    task = config.get("task", "classifier")
+    {"classifier": runner.validate, "autoencoder": autoencoder.validate, "vae": autoencoder.validate,
+     "gan": gan.validate, "wgan": gan.validate}[task](config)
