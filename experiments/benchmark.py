@@ -45,7 +45,6 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
 from flax import linen as nn  # noqa: E402
-from jax.sharding import Mesh  # noqa: E402
 
 from gdl_jax import data as gdata  # noqa: E402
 from gdl_jax import models, parallel  # noqa: E402
@@ -158,8 +157,8 @@ TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
                  ("jax_over_torch", "JAX/torch", "{:.2f}")]
 
 
-def parse_batch_sizes(values: Sequence[str], flag: str = "batch_sizes") -> list[int]:
-    """The --batch_sizes (or another list flag's) strings as ints; ConfigError on a non-integer
+def parse_ints(values: Sequence[str], flag: str) -> list[int]:
+    """A list flag's strings (--batch_sizes, --devices) as ints; ConfigError on a non-integer
     (validate checks the sign)."""
     try:
         return [int(v) for v in values]
@@ -212,7 +211,7 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     """Compiles the training dispatch on a mesh over the first `devices` devices (default: all)
     under the data-parallel `backend`. Returns its params, compile seconds, FLOPs per step, and
     `repeat`: runs one dispatch (k steps) to completion."""
-    mesh = Mesh(np.asarray(jax.devices()[:devices or jax.device_count()]), (parallel.DATA_AXIS,))
+    mesh = parallel.make_mesh(devices)
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
     rng = np.random.default_rng(seed)
@@ -391,12 +390,12 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        batch_sizes = parse_batch_sizes(FLAGS.batch_sizes)
+        batch_sizes = parse_ints(FLAGS.batch_sizes, "batch_sizes")
         try:
             model_kwargs = json.loads(FLAGS.model_kwargs)
         except ValueError as e:
             raise ConfigError(f"--model_kwargs is not JSON: {e}") from None
-        devices = parse_batch_sizes(FLAGS.devices, "devices") if FLAGS.devices else None
+        devices = parse_ints(FLAGS.devices, "devices") if FLAGS.devices else None
         validate(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup, FLAGS.iters,
                  FLAGS.torch_threads, devices, FLAGS.parallel)
         torch_bench = load_torch_bench() if FLAGS.torch else None

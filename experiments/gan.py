@@ -40,6 +40,8 @@ SAMPLE_SEED = 4242  # the fixed latent batch of the samples-during-training and 
 DIVERSITY_SAMPLES = 100  # generated (and real) images compared pairwise for sample_diversity
 GRID_SAMPLES = 50        # of those generated images, shown in the samples grid (Fig 4-12 under mode collapse)
 
+generate = jax.jit(adversarial.generate)  # the samples of the hooks and the analysis: one compiled program per shape
+
 
 def is_wgan(config: ml_collections.ConfigDict) -> bool:
     return config.task == "wgan"
@@ -131,7 +133,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     d_summary = summarize(discriminator, (1, *shape))
     summary = f"{d_summary}\n{g_summary}"
     z_fixed = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED), (config.analysis.num_samples, config.z_dim))
-    generate = jax.jit(adversarial.generate)
     snapshots = workdir / "samples"
 
     saved = {t for t in config.analysis.sample_steps if (snapshots / f"target_{t}.npz").exists()}
@@ -188,7 +189,6 @@ def quality_hook(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     folder = workdir / "quality"
     z = quality_latents(config)
     real = reference_images(config, train_images)
-    generate = jax.jit(adversarial.generate)
     done = {int(p.stem.split("_")[1]) for p in folder.glob("step_*.json")}
 
     def hook(step: int, state: adversarial.GANState) -> None:
@@ -245,7 +245,6 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
     if saved:
         figures.image_rows([to_unit(images) for _, images in saved], workdir / a.progress_png,
                            row_labels=[f"step {step}" for step, _ in saved])
-    generate = jax.jit(adversarial.generate)
     n = a.nearest_samples
     samples = np.asarray(generate(state.generator, z_fixed[:n]))
     index, distance = geval.nearest_l1(samples, train_images, scale=2 / 255, offset=-1.0)

@@ -46,9 +46,10 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
-def make_mesh() -> Mesh:
-    """A 1-D mesh named 'data' over all devices (global, across hosts)."""
-    return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh named 'data' over all devices (global, across hosts), or over the first
+    `num_devices` of them (to compare device counts in one process)."""
+    return Mesh(np.asarray(jax.devices()[:num_devices]), (DATA_AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -15,7 +15,6 @@ runtime.configure()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-from jax.sharding import Mesh  # noqa: E402
 
 from gdl_jax import models, parallel  # noqa: E402
 from gdl_jax.errors import ConfigError  # noqa: E402
@@ -62,8 +61,8 @@ def family(name: str, axis_name):
     return state, step, 2, shape
 
 
-def run(name: str, backend: str, devices) -> tuple:
-    mesh = Mesh(np.asarray(devices), (parallel.DATA_AXIS,))
+def run(name: str, backend: str, devices: int) -> tuple:
+    mesh = parallel.make_mesh(devices)
     state, step_fn, per_step, shape = family(name, parallel.axis_name(backend))
     state = jax.device_put(state, parallel.replicated(mesh))
     step = jax.jit(parallel.data_parallel(step_fn, backend, mesh))
@@ -81,7 +80,7 @@ def run(name: str, backend: str, devices) -> tuple:
 def per_device_draws() -> dict:
     """Under 'pmap' on 4 devices: are the dropout keys distinct per device, and is global_draw
     the global batch's draw?"""
-    mesh = Mesh(np.asarray(jax.devices()[:4]), (parallel.DATA_AXIS,))
+    mesh = parallel.make_mesh(4)
     key = jax.random.PRNGKey(3)
 
     def per_device(state, batch, axis_name):
@@ -99,15 +98,15 @@ def per_device_draws() -> dict:
 def main(names):
     out = {"draws": per_device_draws()}
     try:
-        parallel.check_batch_size(6, Mesh(np.asarray(jax.devices()[:4]), (parallel.DATA_AXIS,)))
+        parallel.check_batch_size(6, parallel.make_mesh(4))
     except ConfigError as e:
         out["batch_error"] = str(e)
     for name in names:
-        ref_state, ref_metrics = run(name, "sharded", jax.devices()[:1])
+        ref_state, ref_metrics = run(name, "sharded", 1)
         ref_leaves = jax.tree.leaves(ref_state)
         scale = max(float(np.abs(x).max()) for x in ref_leaves if np.issubdtype(np.asarray(x).dtype, np.floating))
         for backend in parallel.BACKENDS:
-            state, metrics = run(name, backend, jax.devices()[:4])
+            state, metrics = run(name, backend, 4)
             params = max(float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
                          for a, b in zip(jax.tree.leaves(state), ref_leaves)) / scale
             metric = max(float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())

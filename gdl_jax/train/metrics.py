@@ -26,17 +26,16 @@ class JsonlWriter:
 
     def truncate_after(self, step: int) -> list[dict]:
         """Keeps the records with step <= `step` (the file rewritten atomically); returns them."""
-        if self._file is None:
-            self.records = [r for r in read_jsonl(self.path) if r["step"] <= step] if self.path.exists() else []
-            return list(self.records)
-        self._file.flush()
-        self.records = [r for r in read_jsonl(self.path) if r["step"] <= step]
-        self._file.close()
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in self.records)
-        os.replace(tmp, self.path)
-        self._file = open(self.path, "a")
+        if self._file is not None:
+            self._file.flush()
+        self.records = [r for r in read_jsonl(self.path) if r["step"] <= step] if self.path.exists() else []
+        if self._file is not None:
+            self._file.close()
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in self.records)
+            os.replace(tmp, self.path)
+            self._file = open(self.path, "a")
         return list(self.records)
 
     def write(self, records: list[dict]) -> None:

@@ -191,20 +191,20 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
     Returns the final state and every metrics record of the run. The feeder is closed on every
     exit path.
     """
-    writer = parallel.is_writer()
+    writes_files = parallel.is_writer()
     try:
-        if writer:
+        if writes_files:
             claim(workdir, config, IDENTITY_KEYS)
         logging.info("%s on %s: %d examples, %d steps/epoch, %d devices, %s\n%s", config.model.name,
                      config.data.name, feeder.num_examples, feeder.steps_per_epoch, mesh.devices.size,
                      type(feeder).__name__, summary)
-        if writer:
+        if writes_files:
             (workdir / "summary.txt").write_text(str(summary) + "\n")
         state = init_fn()
         total_steps = config.get("num_steps") or feeder.steps_per_epoch * config.num_epochs
         with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
             restored = checkpointer.restore_latest(state)
-            with JsonlWriter(workdir / "metrics.jsonl", write_file=writer) as log:
+            with JsonlWriter(workdir / "metrics.jsonl", write_file=writes_files) as log:
                 history = log.truncate_after(int(restored.step) if restored is not None else 0)
                 if restored is not None:
                     state = restored
