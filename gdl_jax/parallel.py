@@ -90,7 +90,11 @@ def data_parallel(step_fn: Callable, backend: str, mesh: Mesh) -> Callable:
     (everything it computes from its rows averaged over the devices)."""
     name = axis_name(backend)
     if name is None:
-        return step_fn
+        def sharded_step(state, batch):
+            # the mesh in context while tracing: global_draw shards its draws over it
+            with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+                return step_fn(state, batch)
+        return sharded_step
     # check_vma=False: pmap's semantics, where a gradient is this device's own until the step
     # averages it (with the check, JAX would sum every parameter's gradient over the devices itself)
     return jax.shard_map(lambda state, batch: step_fn(state, batch, axis_name=name), mesh=mesh,
@@ -111,9 +115,16 @@ def global_draw(sample: Callable[[jax.Array, tuple], jax.Array], key: jax.Array,
                 axis_name: str | None) -> jax.Array:
     """sample(key, shape) for this device's rows of the whole batch's draw: the draw for
     shape[0] x devices rows, sliced at this device's (per-device code), so that n devices draw
-    what one device would for the global batch; sample(key, shape) when axis_name is None."""
+    what one device would for the global batch. When axis_name is None, sample(key, shape),
+    sharded on its first axis over the data axis of the mesh in context ('sharded' steps trace
+    with theirs): a draw left replicated makes everything computed from it (a GAN's fakes) run
+    whole on every device."""
     if axis_name is None:
-        return sample(key, shape)
+        x = sample(key, shape)
+        mesh = jax.sharding.get_abstract_mesh()
+        if not mesh.empty and DATA_AXIS in mesh.axis_names:
+            x = lax.with_sharding_constraint(x, P(DATA_AXIS))
+        return x
     n = shape[0]
     full = sample(key, (n * lax.axis_size(axis_name), *shape[1:]))
     return lax.dynamic_slice_in_dim(full, lax.axis_index(axis_name) * n, n)

@@ -2,7 +2,8 @@
 3 train steps on one device and on 4 devices under both backends ('sharded', 'pmap') from the
 same state on the same global batches, with SGD (Adam would hide a gradient off by a constant
 factor). Prints one JSON line: per family and backend, the largest difference from the 1-device
-run in params (relative to the largest param) and in metrics; and per-device draw checks."""
+run in params (relative to the largest param) and in metrics, and the FLOPs of one device's
+compiled step relative to the 1-device step's (XLA's count); and per-device draw checks."""
 
 import functools
 import json
@@ -67,14 +68,17 @@ def run(name: str, backend: str, devices: int) -> tuple:
     state = jax.device_put(state, parallel.replicated(mesh))
     step = jax.jit(parallel.data_parallel(step_fn, backend, mesh))
     rng = np.random.default_rng(0)
-    metrics = []
+    metrics, flops = [], None
     for _ in range(STEPS):
         images = rng.uniform(-1, 1, (GLOBAL_BATCH * per_step, *shape)).astype(np.float32)
         labels = rng.integers(0, 10, GLOBAL_BATCH * per_step).astype(np.int32)
         batch = jax.device_put((images, labels), parallel.batch_sharded(mesh))
+        if flops is None:
+            step = step.lower(state, batch).compile()
+            flops = step.cost_analysis()["flops"]
         state, m = step(state, batch)
         metrics.append(m)
-    return jax.device_get(state), jax.device_get(metrics)
+    return jax.device_get(state), jax.device_get(metrics), flops
 
 
 def per_device_draws() -> dict:
@@ -102,16 +106,16 @@ def main(names):
     except ConfigError as e:
         out["batch_error"] = str(e)
     for name in names:
-        ref_state, ref_metrics = run(name, "sharded", 1)
+        ref_state, ref_metrics, ref_flops = run(name, "sharded", 1)
         ref_leaves = jax.tree.leaves(ref_state)
         scale = max(float(np.abs(x).max()) for x in ref_leaves if np.issubdtype(np.asarray(x).dtype, np.floating))
         for backend in parallel.BACKENDS:
-            state, metrics = run(name, backend, 4)
+            state, metrics, flops = run(name, backend, 4)
             params = max(float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
                          for a, b in zip(jax.tree.leaves(state), ref_leaves)) / scale
             metric = max(float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
                          for a, b in zip(jax.tree.leaves(metrics), jax.tree.leaves(ref_metrics)))
-            out[f"{name}/{backend}"] = {"params": params, "metrics": metric}
+            out[f"{name}/{backend}"] = {"params": params, "metrics": metric, "flops": flops / ref_flops}
     print("RESULTS", json.dumps(out))
 
 

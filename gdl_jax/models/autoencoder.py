@@ -18,6 +18,7 @@ from jax import lax
 from gdl_jax import parallel
 from gdl_jax.models import conv
 from gdl_jax.models.classifiers import KERAS_LEAKY_SLOPE, KERNEL_INIT
+from gdl_jax.models.dense import Dense
 
 
 class ConvTranspose(nn.Module):
@@ -78,9 +79,9 @@ class Encoder(nn.Module):
             x = _block(x, layer, self.use_batch_norm, self.dropout, train, self.axis_name)
         x = x.reshape((x.shape[0], -1))
         if not self.variational:
-            return nn.Dense(self.z_dim, kernel_init=KERNEL_INIT, name="encoder_output")(x)
-        mu = nn.Dense(self.z_dim, kernel_init=KERNEL_INIT, name="mu")(x)
-        log_var = nn.Dense(self.z_dim, kernel_init=KERNEL_INIT, name="log_var")(x)
+            return Dense(self.z_dim, kernel_init=KERNEL_INIT, name="encoder_output")(x)
+        mu = Dense(self.z_dim, kernel_init=KERNEL_INIT, name="mu")(x)
+        log_var = Dense(self.z_dim, kernel_init=KERNEL_INIT, name="log_var")(x)
         return mu, log_var
 
 
@@ -97,7 +98,7 @@ class Decoder(nn.Module):
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
-        x = nn.Dense(int(np.prod(self.shape_before_flattening)), kernel_init=KERNEL_INIT)(z)
+        x = Dense(int(np.prod(self.shape_before_flattening)), kernel_init=KERNEL_INIT)(z)
         x = x.reshape((x.shape[0], *self.shape_before_flattening))
         last = len(self.filters) - 1
         for i, (f, k, s) in enumerate(zip(self.filters, self.kernels, self.strides)):

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 
 from gdl_jax.models import conv
+from gdl_jax.models.dense import Dense
 
 KERNEL_INIT = nn.initializers.glorot_uniform()
 KERAS_LEAKY_SLOPE = 0.3
@@ -27,8 +28,8 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = x.reshape((x.shape[0], -1))
         for units in self.hidden:
-            x = nn.relu(nn.Dense(units, kernel_init=KERNEL_INIT)(x))
-        return nn.Dense(self.num_classes, kernel_init=KERNEL_INIT)(x)
+            x = nn.relu(Dense(units, kernel_init=KERNEL_INIT)(x))
+        return Dense(self.num_classes, kernel_init=KERNEL_INIT)(x)
 
 
 class SmallConvNet(nn.Module):
@@ -40,7 +41,7 @@ class SmallConvNet(nn.Module):
         x = nn.Conv(10, (4, 4), strides=2, padding="SAME", kernel_init=KERNEL_INIT)(x)
         x = nn.Conv(20, (3, 3), strides=2, padding="SAME", kernel_init=KERNEL_INIT)(x)
         x = x.reshape((x.shape[0], -1))
-        return nn.Dense(self.num_classes, kernel_init=KERNEL_INIT)(x)
+        return Dense(self.num_classes, kernel_init=KERNEL_INIT)(x)
 
 
 class CNN(nn.Module):
@@ -69,6 +70,6 @@ class CNN(nn.Module):
                         conv_general_dilated=conv_fn)(x)
             x = act(norm()(x))
         x = x.reshape((x.shape[0], -1))
-        x = act(norm()(nn.Dense(self.dense, kernel_init=KERNEL_INIT)(x)))
+        x = act(norm()(Dense(self.dense, kernel_init=KERNEL_INIT)(x)))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, kernel_init=KERNEL_INIT)(x)
+        return Dense(self.num_classes, kernel_init=KERNEL_INIT)(x)

@@ -110,9 +110,11 @@ def _col2im(cols: jax.Array, x_shape: tuple[int, ...], kh: int, kw: int, strides
 
 
 def _patch_weight_grad(cols: jax.Array, dy: jax.Array, w_shape: tuple[int, ...]) -> jax.Array:
-    """sum over rows (n, h, w) of cols^T dy, as one matmul with the rows contracted."""
+    """sum over rows (n, h, w) of cols^T dy, as one matmul with the rows contracted, made in the
+    kernel's (patch, out) layout (a transpose after it would sit behind the 'sharded' backend's
+    gradient all-reduce; see gdl_jax.models.dense)."""
     rows = lambda a: a.reshape(-1, a.shape[-1])
-    return lax.dot_general(rows(dy), rows(cols), (((0,), (0,)), ((), ()))).T.reshape(w_shape)
+    return lax.dot_general(rows(cols), rows(dy), (((0,), (0,)), ((), ()))).reshape(w_shape)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))

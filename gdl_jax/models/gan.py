@@ -24,6 +24,7 @@ from jax import lax
 
 from gdl_jax.models import conv
 from gdl_jax.models.autoencoder import ConvTranspose
+from gdl_jax.models.dense import Dense
 
 GAN_INIT = nn.initializers.normal(0.02)
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2), "tanh": jnp.tanh}
@@ -76,7 +77,7 @@ class Discriminator(nn.Module):
             if self.dropout:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = x.reshape((x.shape[0], -1))
-        return nn.Dense(1, kernel_init=GAN_INIT, name="discriminator_output")(x)[:, 0]
+        return Dense(1, kernel_init=GAN_INIT, name="discriminator_output")(x)[:, 0]
 
 
 class Generator(nn.Module):
@@ -102,7 +103,7 @@ class Generator(nn.Module):
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
-        x = nn.Dense(int(np.prod(self.initial_shape)), kernel_init=GAN_INIT)(z)
+        x = Dense(int(np.prod(self.initial_shape)), kernel_init=GAN_INIT)(z)
         x = ACTIVATIONS[self.activation](self._norm(x, train))
         x = x.reshape((x.shape[0], *self.initial_shape))
         if self.dropout:
