@@ -149,6 +149,7 @@ JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("device
                ("jax_steps_per_s", "JAX steps/s", "{:.1f}"), ("jax_images_per_s", "JAX img/s", "{:,.0f}"),
                ("jax_epoch_s", "JAX epoch s", "{:.0f}"),
                ("gflop_per_step", "GFLOP/step", "{:.3f}"), ("jax_gflop_per_s", "JAX GFLOP/s", "{:.1f}"),
+               ("jax_of_matmul_peak", "of matmul peak", "{:.0%}"), ("jax_peak_mib", "JAX MiB", "{:,.0f}"),
                ("feeder_images_per_s", "feeder img/s", "{:,.0f}")]
 TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
                  ("torch_steps_per_s", "torch steps/s", "{:.1f}"),
@@ -206,6 +207,62 @@ def _flops(compiled) -> float | None:
     return float(flops) if flops and flops > 0 else None
 
 
+def _peak_bytes(compiled) -> int | None:
+    """Device memory one run of `compiled` holds at its peak, from XLA's buffer assignment:
+    arguments + outputs + temporaries, less the outputs that reuse donated arguments (None
+    where the backend does not say)."""
+    try:
+        m = compiled.memory_analysis()
+    except NotImplementedError:
+        return None
+    if m is None:
+        return None
+    return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+            - m.alias_size_in_bytes)
+
+
+def _median_s(fn: Callable[[], Any], iters: int) -> float:
+    fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_gflop_per_s(n: int = 2048, iters: int = 10) -> dict[str, float]:
+    """The device's measured float32 roofline: GFLOP/s of an n x n x n matmul by XLA on device
+    0 ('xla') and, on a CPU backend, by numpy's BLAS ('blas'; on a 2-core Zen 4 it ran 2x XLA's);
+    'peak' is the faster, the yardstick for the achieved FLOP/s of the training steps."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    rates = {"xla": 2 * n**3 / _median_s(lambda: jax.block_until_ready(f(a)), iters) / 1e9}
+    if jax.devices()[0].platform == "cpu":
+        b = np.asarray(a)
+        rates["blas"] = 2 * n**3 / _median_s(lambda: b @ b, iters) / 1e9
+    return {"peak": max(rates.values()), **rates}
+
+
+def device_model() -> str:
+    """The model of device 0: the CPU's name and vector ISA from /proc/cpuinfo on a Linux CPU
+    backend, else the device kind (e.g. 'NVIDIA H200')."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        return device.device_kind
+    try:
+        info = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    first = info.split("\n\n", 1)[0]   # the first processor's block
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    name = " ".join(fields.get("model name", platform.machine()).split())
+    flags = set(fields.get("flags", "").split())
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
+    return f"{name} (family {family} model {model}, {isa}, {os.cpu_count()} cores)"
+
+
 def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | None = None,
                 seed: int = 0, devices: int | None = None, backend: str = "sharded") -> dict:
     """Compiles the training dispatch on a mesh over the first `devices` devices (default: all)
@@ -236,7 +293,7 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
         state, _ = jax.block_until_ready(compiled(state, *args))
 
     flops = _flops(compiled)
-    return {"params": params, "compile_s": compile_s,
+    return {"params": params, "compile_s": compile_s, "peak_bytes": _peak_bytes(compiled),
             "flops_per_step": flops / k if flops is not None else None, "repeat": repeat}
 
 
@@ -291,7 +348,8 @@ def environment(torch_bench: ModuleType | None, torch_threads: int) -> dict:
     device = jax.devices()[0]
     env = {"jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib"),
            "flax": importlib.metadata.version("flax"), "optax": importlib.metadata.version("optax"),
-           "backend": jax.default_backend(), "device_kind": device.device_kind,
+           "backend": jax.default_backend(), "device_kind": device.device_kind, "device_model": device_model(),
+           **{f"matmul_{k}_gflop_per_s": v for k, v in matmul_gflop_per_s().items()},
            "num_devices": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
            "python": platform.python_version(), "machine": platform.machine(),
            "cpu_count": os.cpu_count(), "torch": None, "torch_threads": None}
@@ -305,13 +363,14 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                   torch_threads: int = 1, model_kwargs: dict | None = None,
                   feeder_data_dir: str | None = None, feeder_workers: int = 2,
                   feeder_processes: bool = False, devices: Sequence[int] | None = None,
-                  backends: Sequence[str] = ("sharded",)) -> list[dict]:
+                  backends: Sequence[str] = ("sharded",), matmul_peak: float | None = None) -> list[dict]:
     """One row per (model, batch size, device count, backend): JAX timings, and torch's and the
     ratio when torch_bench (one torch run per model and batch size).
 
     All JAX variants and torch alternate (`time_interleaved`). Throughputs are per second of
     median step time; FLOPs are XLA's count for the compiled dispatch (per device program)
-    divided by its k steps.
+    divided by its k steps. With matmul_peak (GFLOP/s, `matmul_gflop_per_s()["peak"]`), each row also
+    gives the step's FLOP/s over all its devices as a fraction of it.
     """
     devices = list(devices or [jax.device_count()])
     validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads, devices, backends)
@@ -332,7 +391,7 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
             per_step = [t / steps_per_dispatch for t in time_interleaved(repeats, warmup, iters)]
             for (n, backend), j, s_per_step in zip(variants, prepared, per_step):
                 rows.append(_row(name, batch_size, n, backend, j, s_per_step, steps_per_dispatch, model_kwargs,
-                                 per_step[-1] if torch_bench is not None else None))
+                                 per_step[-1] if torch_bench is not None else None, matmul_peak))
             if name == "vae_faces" and feeder_data_dir:
                 rows[-1]["feeder_images_per_s"] = feeder_images_per_s(
                     feeder_data_dir, batch_size, steps_per_dispatch, feeder_workers, processes=feeder_processes)
@@ -340,7 +399,8 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
 
 
 def _row(name: str, batch_size: int, devices: int, backend: str, j: dict, s_per_step: float,
-         steps_per_dispatch: int, model_kwargs: dict | None, torch_s: float | None) -> dict:
+         steps_per_dispatch: int, model_kwargs: dict | None, torch_s: float | None,
+         matmul_peak: float | None = None) -> dict:
     """One table row from a JAX variant's timing (and torch's median seconds per step)."""
     flops = j["flops_per_step"]
     row = {"model": name, "model_kwargs": model_kwargs or {}, "batch_size": batch_size, "devices": devices,
@@ -349,7 +409,9 @@ def _row(name: str, batch_size: int, devices: int, backend: str, j: dict, s_per_
            "jax_images_per_s": batch_size / s_per_step,
            "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * s_per_step,
            "gflop_per_step": flops / 1e9 if flops else None,
-           "jax_gflop_per_s": flops / 1e9 / s_per_step if flops else None}
+           "jax_gflop_per_s": flops / 1e9 / s_per_step if flops else None,
+           "jax_of_matmul_peak": flops * devices / 1e9 / s_per_step / matmul_peak if flops and matmul_peak else None,
+           "jax_peak_mib": j["peak_bytes"] / 2**20 if j["peak_bytes"] is not None else None}
     if torch_s is not None:
         row.update(torch_ms_per_step=1e3 * torch_s, torch_steps_per_s=1 / torch_s,
                    torch_images_per_s=batch_size / torch_s,
@@ -365,7 +427,8 @@ def markdown(rows: Sequence[dict], env: dict) -> str:
     torch_part = (f", torch {env['torch']} on {env.get('torch_device', 'cpu')} ({env['torch_threads']} threads)"
                   if env["torch"]
                   else ", torch not run")
-    lines = [f"jax {env['jax']} on {env['backend']} ({env['device_kind']}, {env['num_devices']} "
+    lines = [f"jax {env['jax']} on {env['backend']} ({env['device_model']}; float32 matmul peak "
+             f"{env['matmul_peak_gflop_per_s']:.0f} GFLOP/s; {env['num_devices']} "
              f"device(s), {env['cpu_count']} CPUs){torch_part}; XLA_FLAGS={env['xla_flags'] or '(none)'}; "
              f"{rows[0]['steps_per_dispatch'] if rows else '-'} steps per JAX dispatch",
              "", "| " + " | ".join(h for _, h, _ in columns) + " |",
@@ -399,13 +462,14 @@ def main(argv: Sequence[str]) -> None:
         validate(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup, FLAGS.iters,
                  FLAGS.torch_threads, devices, FLAGS.parallel)
         torch_bench = load_torch_bench() if FLAGS.torch else None
+        env = environment(torch_bench, FLAGS.torch_threads)
         rows = run_benchmark(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup,
                              FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs,
                              FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes,
-                             devices, FLAGS.parallel)
+                             devices, FLAGS.parallel, env["matmul_peak_gflop_per_s"])
     except GdlError as e:
         sys.exit(f"error: {e}")
-    print(write_outputs(rows, environment(torch_bench, FLAGS.torch_threads), FLAGS.output_dir), end="")
+    print(write_outputs(rows, env, FLAGS.output_dir), end="")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ Imports nothing from jax: binaries call `configure()` first thing, before import
 
 import importlib.metadata
 import os
+import sys
+
+from gdl_jax.errors import ConfigError
 
 # jaxlib sends CPU convolutions to YNNPACK, whose weight-gradient convolutions are slow on
 # these CPUs; excluding lone convolutions from YNN fusion measured 1.5x faster train steps
@@ -23,13 +26,30 @@ def default_xla_flags() -> str:
     return _CPU_FLAGS.get(".".join(version.split(".")[:2]), "")
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def opted_out() -> bool:
+    """Whether $GDL_JAX_NO_XLA_DEFAULTS says to leave XLA_FLAGS alone: true for 1/true/yes/on,
+    false when unset or 0/false/no/off (any case); ConfigError for anything else."""
+    value = os.environ.get(OPT_OUT_ENV, "").strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ConfigError(f"{OPT_OUT_ENV}={os.environ[OPT_OUT_ENV]!r} is neither true (1, true, yes, on) "
+                          "nor false (0, false, no, off)")
+    return value in _TRUE
+
+
 def configure() -> None:
     """Adds the default XLA flags to XLA_FLAGS unless the user set that flag or opted out.
 
-    Must run before the first JAX computation (the backend reads XLA_FLAGS once).
+    Binaries call it first thing: it must run before the first JAX computation (the backend
+    reads XLA_FLAGS once). A bad opt-out value ends the process with a one-line error.
     """
-    if os.environ.get(OPT_OUT_ENV):
-        return
+    try:
+        if opted_out():
+            return
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
     flags = default_xla_flags()
     current = os.environ.get("XLA_FLAGS", "")
     name = flags.split("=")[0]

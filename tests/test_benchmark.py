@@ -12,15 +12,15 @@ from gdl_jax.errors import ConfigError
 
 ROW_KEYS = {"model", "model_kwargs", "batch_size", "devices", "parallel", "params", "steps_per_dispatch",
             "jax_compile_s", "jax_ms_per_step", "jax_steps_per_s", "jax_images_per_s", "jax_epoch_s", "gflop_per_step",
-            "jax_gflop_per_s"}
+            "jax_gflop_per_s", "jax_of_matmul_peak", "jax_peak_mib"}
 TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "torch_epoch_s", "jax_over_torch"}
 
 
 def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
     torch_bench = benchmark.load_torch_bench()  # None, with a note, when torch is not installed
-    rows = benchmark.run_benchmark(["mlp"], [8], steps_per_dispatch=2, warmup=1, iters=2,
-                                   torch_bench=torch_bench, torch_threads=1)
     env = benchmark.environment(torch_bench, 1)
+    rows = benchmark.run_benchmark(["mlp"], [8], steps_per_dispatch=2, warmup=1, iters=2,
+                                   torch_bench=torch_bench, torch_threads=1, matmul_peak=env["matmul_peak_gflop_per_s"])
     text = benchmark.write_outputs(rows, env, tmp_path)
 
     saved = json.loads((tmp_path / "benchmark.json").read_text())
@@ -30,6 +30,10 @@ def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
     assert set(row) == expected
     assert (row["model"], row["batch_size"], row["params"]) == ("mlp", 8, 646_260)
     assert row["jax_steps_per_s"] > 0 and row["gflop_per_step"] > 0 and row["jax_gflop_per_s"] > 0
+    assert row["jax_of_matmul_peak"] == pytest.approx(row["jax_gflop_per_s"] / env["matmul_peak_gflop_per_s"])
+    # the state alone (params, Adam's two moments, float32) is an argument of the dispatch
+    assert row["jax_peak_mib"] >= 3 * 646_260 * 4 / 2**20
+    assert env["device_model"] and env["device_model"] in text
     if torch_bench:
         assert row["torch_steps_per_s"] > 0
         assert row["jax_over_torch"] == pytest.approx(row["jax_steps_per_s"] / row["torch_steps_per_s"])
