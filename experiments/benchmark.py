@@ -47,10 +47,11 @@ from absl import app, flags  # noqa: E402
 from flax import linen as nn  # noqa: E402
 
 from gdl_jax import data as gdata  # noqa: E402
-from gdl_jax import models, parallel  # noqa: E402
+from gdl_jax import hardware, models, parallel  # noqa: E402
 from gdl_jax.errors import ConfigError, GdlError  # noqa: E402
+from gdl_jax.models import conv  # noqa: E402
 from gdl_jax.models.summary import summarize  # noqa: E402
-from gdl_jax.train import adversarial, runner, steps  # noqa: E402
+from gdl_jax.train import adversarial, autotune, runner, steps  # noqa: E402
 from gdl_jax.train.loop import make_dispatch  # noqa: E402
 from gdl_jax.train.state import TrainState  # noqa: E402
 
@@ -130,6 +131,8 @@ flags.DEFINE_integer("steps_per_dispatch", 4, "Train steps per jitted dispatch (
 flags.DEFINE_list("devices", None, "Device counts to time, each a mesh over the first n devices (default: "
                   "all). On a CPU, force host devices with XLA_FLAGS=--xla_force_host_platform_device_count=4.")
 flags.DEFINE_list("parallel", ["sharded"], f"Data-parallel backends to time, any of {list(parallel.BACKENDS)}.")
+flags.DEFINE_list("conv_forms", None, "How convolutions choose their form, any of "
+                  f"{list(conv.MODES)}, one row each (default: $GDL_JAX_CONV, else 'auto'; see gdl_jax.models.conv).")
 flags.DEFINE_integer("warmup", 3, "Untimed dispatches (torch: repeats of k steps) before timing.")
 flags.DEFINE_integer("iters", 20, "Timed dispatches (torch: repeats of k steps); the median is reported.")
 flags.DEFINE_bool("torch", True, "Also time eager PyTorch (skipped with a note if not installed).")
@@ -144,7 +147,7 @@ flags.DEFINE_bool("feeder_processes", False, "Decode in spawned processes instea
 
 # (JSON key, table header, format); torch columns only when torch runs.
 JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("devices", "devices", "{}"),
-               ("parallel", "parallel", "{}"), ("params", "params", "{:,}"),
+               ("parallel", "parallel", "{}"), ("conv_forms", "conv forms", "{}"), ("params", "params", "{:,}"),
                ("jax_compile_s", "JAX compile s", "{:.1f}"), ("jax_ms_per_step", "JAX ms/step", "{:.2f}"),
                ("jax_steps_per_s", "JAX steps/s", "{:.1f}"), ("jax_images_per_s", "JAX img/s", "{:,.0f}"),
                ("jax_epoch_s", "JAX epoch s", "{:.0f}"),
@@ -169,7 +172,7 @@ def parse_ints(values: Sequence[str], flag: str) -> list[int]:
 
 def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_dispatch: int,
              warmup: int, iters: int, torch_threads: int, devices: Sequence[int] | None = None,
-             backends: Sequence[str] = ("sharded",)) -> None:
+             backends: Sequence[str] = ("sharded",), conv_forms: Sequence[str] = ("auto",)) -> None:
     """Raises ConfigError naming the first bad setting."""
     if not model_names:
         raise ConfigError("models must name at least one model")
@@ -193,6 +196,9 @@ def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_d
         raise ConfigError(f"parallel must name at least one of {list(parallel.BACKENDS)}")
     for backend in backends:
         parallel.check_backend(backend)
+    for mode in conv_forms:
+        conv.set_forms(mode)   # raises on an unknown mode
+    conv.set_forms(None)
 
 
 def _flops(compiled) -> float | None:
@@ -244,30 +250,12 @@ def matmul_gflop_per_s(n: int = 2048, iters: int = 10) -> dict[str, float]:
     return {"peak": max(rates.values()), **rates}
 
 
-def device_model() -> str:
-    """The model of device 0: the CPU's name and vector ISA from /proc/cpuinfo on a Linux CPU
-    backend, else the device kind (e.g. 'NVIDIA H200')."""
-    device = jax.devices()[0]
-    if device.platform != "cpu":
-        return device.device_kind
-    try:
-        info = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    first = info.split("\n\n", 1)[0]   # the first processor's block
-    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
-    name = " ".join(fields.get("model name", platform.machine()).split())
-    flags = set(fields.get("flags", "").split())
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
-    return f"{name} (family {family} model {model}, {isa}, {os.cpu_count()} cores)"
-
-
 def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | None = None,
                 seed: int = 0, devices: int | None = None, backend: str = "sharded") -> dict:
     """Compiles the training dispatch on a mesh over the first `devices` devices (default: all)
-    under the data-parallel `backend`. Returns its params, compile seconds, FLOPs per step, and
-    `repeat`: runs one dispatch (k steps) to completion."""
+    under the data-parallel `backend` and the convolution form mode in force ('auto': the one
+    gdl_jax.train.autotune picks, as training does; returned as `conv_forms`). Returns its params,
+    compile seconds, FLOPs per step, and `repeat`: runs one dispatch (k steps) to completion."""
     mesh = parallel.make_mesh(devices)
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
@@ -282,10 +270,14 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
 
     state, params = workload.init(model_kwargs or {}, jax.random.PRNGKey(seed), parallel.axis_name(backend))
     state = jax.device_put(state, parallel.replicated(mesh))
-    dispatch = make_dispatch(parallel.data_parallel(workload.step_fn, backend, mesh), feeder.batch, k)
+    build = lambda: make_dispatch(parallel.data_parallel(workload.step_fn, backend, mesh), feeder.batch, k)
+    forms = conv.forms_mode()
+    if forms == "auto":   # as the train loop does: the fastest mode for this step, timed once per machine
+        forms = autotune.conv_forms(build, state, args)
 
     t0 = time.perf_counter()
-    compiled = dispatch.lower(state, *args).compile()
+    with conv.forms(forms):
+        compiled = build().lower(state, *args).compile()
     compile_s = time.perf_counter() - t0
 
     def repeat() -> None:
@@ -293,7 +285,7 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
         state, _ = jax.block_until_ready(compiled(state, *args))
 
     flops = _flops(compiled)
-    return {"params": params, "compile_s": compile_s, "peak_bytes": _peak_bytes(compiled),
+    return {"params": params, "compile_s": compile_s, "peak_bytes": _peak_bytes(compiled), "conv_forms": forms,
             "flops_per_step": flops / k if flops is not None else None, "repeat": repeat}
 
 
@@ -348,7 +340,7 @@ def environment(torch_bench: ModuleType | None, torch_threads: int) -> dict:
     device = jax.devices()[0]
     env = {"jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib"),
            "flax": importlib.metadata.version("flax"), "optax": importlib.metadata.version("optax"),
-           "backend": jax.default_backend(), "device_kind": device.device_kind, "device_model": device_model(),
+           "backend": jax.default_backend(), "device_kind": device.device_kind, "device_model": hardware.device_model(),
            **{f"matmul_{k}_gflop_per_s": v for k, v in matmul_gflop_per_s().items()},
            "num_devices": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
            "python": platform.python_version(), "machine": platform.machine(),
@@ -363,9 +355,11 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                   torch_threads: int = 1, model_kwargs: dict | None = None,
                   feeder_data_dir: str | None = None, feeder_workers: int = 2,
                   feeder_processes: bool = False, devices: Sequence[int] | None = None,
-                  backends: Sequence[str] = ("sharded",), matmul_peak: float | None = None) -> list[dict]:
+                  backends: Sequence[str] = ("sharded",), matmul_peak: float | None = None,
+                  conv_forms: Sequence[str] | None = None) -> list[dict]:
     """One row per (model, batch size, device count, backend): JAX timings, and torch's and the
-    ratio when torch_bench (one torch run per model and batch size).
+    ratio when torch_bench (one torch run per model and batch size); conv_forms: the
+    convolution form modes to compile each variant with (default: the one in force).
 
     All JAX variants and torch alternate (`time_interleaved`). Throughputs are per second of
     median step time; FLOPs are XLA's count for the compiled dispatch (per device program)
@@ -373,13 +367,17 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
     gives the step's FLOP/s over all its devices as a fraction of it.
     """
     devices = list(devices or [jax.device_count()])
-    validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads, devices, backends)
+    conv_forms = list(conv_forms or [conv.forms_mode()])
+    validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads, devices, backends, conv_forms)
     rows = []
     for name in model_names:
         for batch_size in batch_sizes:
-            variants = [(n, b) for n in devices for b in backends]
-            prepared = [prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs, devices=n, backend=b)
-                        for n, b in variants]
+            variants = [(n, b, f) for n in devices for b in backends for f in conv_forms]
+            prepared = []
+            for n, b, f in variants:
+                conv.set_forms(f)   # the forms are chosen while the dispatch is traced
+                prepared.append(prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs, devices=n, backend=b))
+            conv.set_forms(None)
             repeats = [j["repeat"] for j in prepared]
             if torch_bench is not None:
                 torch_repeat, torch_params = torch_bench.prepare_train_steps(
@@ -389,9 +387,10 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                                          f"JAX model {prepared[0]['params']:,}")
                 repeats.append(torch_repeat)
             per_step = [t / steps_per_dispatch for t in time_interleaved(repeats, warmup, iters)]
-            for (n, backend), j, s_per_step in zip(variants, prepared, per_step):
+            for (n, backend, forms), j, s_per_step in zip(variants, prepared, per_step):
                 rows.append(_row(name, batch_size, n, backend, j, s_per_step, steps_per_dispatch, model_kwargs,
-                                 per_step[-1] if torch_bench is not None else None, matmul_peak))
+                                 per_step[-1] if torch_bench is not None else None, matmul_peak)
+                            | {"conv_forms": forms if forms == j["conv_forms"] else f"{forms}: {j['conv_forms']}"})
             if name == "vae_faces" and feeder_data_dir:
                 rows[-1]["feeder_images_per_s"] = feeder_images_per_s(
                     feeder_data_dir, batch_size, steps_per_dispatch, feeder_workers, processes=feeder_processes)
@@ -460,13 +459,13 @@ def main(argv: Sequence[str]) -> None:
             raise ConfigError(f"--model_kwargs is not JSON: {e}") from None
         devices = parse_ints(FLAGS.devices, "devices") if FLAGS.devices else None
         validate(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup, FLAGS.iters,
-                 FLAGS.torch_threads, devices, FLAGS.parallel)
+                 FLAGS.torch_threads, devices, FLAGS.parallel, FLAGS.conv_forms or ("auto",))
         torch_bench = load_torch_bench() if FLAGS.torch else None
         env = environment(torch_bench, FLAGS.torch_threads)
         rows = run_benchmark(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup,
                              FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs,
                              FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes,
-                             devices, FLAGS.parallel, env["matmul_peak_gflop_per_s"])
+                             devices, FLAGS.parallel, env["matmul_peak_gflop_per_s"], FLAGS.conv_forms)
     except GdlError as e:
         sys.exit(f"error: {e}")
     print(write_outputs(rows, env, FLAGS.output_dir), end="")

@@ -20,6 +20,7 @@ from ml_collections import config_flags  # noqa: E402
 from experiments import train  # noqa: E402
 from gdl_jax import parallel  # noqa: E402
 from gdl_jax.errors import GdlError  # noqa: E402
+from gdl_jax.models import conv  # noqa: E402
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
 FLAGS = flags.FLAGS
@@ -31,6 +32,9 @@ flags.DEFINE_bool("distributed", False, "Join a multi-host job with jax.distribu
 flags.DEFINE_string("coordinator_address", None, "With --distributed: host:port of process 0's coordinator.")
 flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes the job has.")
 flags.DEFINE_integer("process_id", None, "With --distributed: this process's index, 0 to num_processes - 1.")
+flags.DEFINE_enum("conv_forms", None, list(conv.MODES), "How convolutions choose their form (default: $GDL_JAX_CONV, "
+                  "else 'auto': measured once per shape on this machine and cached; 'rule': fixed rules; "
+                  "'lax', 'im2col', 'subpixel': that form). See gdl_jax.models.conv.")
 
 
 def _quiet_orbax(record) -> bool:
@@ -50,6 +54,7 @@ def main(argv):
     workdir = FLAGS.workdir or str(pathlib.Path("workdirs") / config_file.stem)
     logging.info("config %s -> workdir %s", config_file, workdir)
     try:
+        conv.set_forms(FLAGS.conv_forms)
         train.train_and_evaluate(FLAGS.config, workdir)
     except GdlError as e:
         sys.exit(f"error: {e}")

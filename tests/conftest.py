@@ -31,9 +31,13 @@ def _compilation_cache(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
-    """No test reads the user's data dir or writes the user's cache."""
+    """No test reads the user's data dir or writes the user's cache. Convolutions take the
+    fixed rules (also in the binaries tests start): measuring every tiny test shape's forms
+    would cost compile time, and the numbers must not depend on a measurement
+    (tests/test_conv.py tests the measured choice)."""
     monkeypatch.delenv("GDL_DATA_DIR", raising=False)
     monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("GDL_JAX_CONV", "rule")
 
 
 def _class_image(rng, label: int) -> np.ndarray:

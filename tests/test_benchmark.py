@@ -10,7 +10,7 @@ import experiments
 from experiments import benchmark
 from gdl_jax.errors import ConfigError
 
-ROW_KEYS = {"model", "model_kwargs", "batch_size", "devices", "parallel", "params", "steps_per_dispatch",
+ROW_KEYS = {"model", "model_kwargs", "batch_size", "devices", "parallel", "conv_forms", "params", "steps_per_dispatch",
             "jax_compile_s", "jax_ms_per_step", "jax_steps_per_s", "jax_images_per_s", "jax_epoch_s", "gflop_per_step",
             "jax_gflop_per_s", "jax_of_matmul_peak", "jax_peak_mib"}
 TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "torch_epoch_s", "jax_over_torch"}
@@ -40,15 +40,16 @@ def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
     else:
         assert "skipping the torch columns" in capsys.readouterr().out
     assert (tmp_path / "benchmark.md").read_text() == text
-    assert "| mlp | 8 | 1 | sharded | 646,260 |" in text
+    assert "| mlp | 8 | 1 | sharded | rule | 646,260 |" in text   # tests run with GDL_JAX_CONV=rule
 
 
-def test_one_row_per_device_count_and_backend():
-    """--devices and --parallel: one timed row per combination, the same model in each."""
-    rows = benchmark.run_benchmark(["cnn"], [4], steps_per_dispatch=1, warmup=0, iters=1, devices=[1],
-                                   backends=("sharded", "pmap"))
-    assert [(r["devices"], r["parallel"], r["params"]) for r in rows] == [(1, "sharded", 592_554),
-                                                                          (1, "pmap", 592_554)]
+def test_one_row_per_device_count_backend_and_conv_form_mode():
+    """--devices, --parallel and --conv_forms: one timed row per combination, the same model in each."""
+    rows = benchmark.run_benchmark(["small_conv"], [4], steps_per_dispatch=1, warmup=0, iters=1, devices=[1],
+                                   backends=("sharded", "pmap"), conv_forms=("rule", "lax"))
+    assert [(r["devices"], r["parallel"], r["conv_forms"], r["params"]) for r in rows] == [
+        (1, "sharded", "rule", 15_120), (1, "sharded", "lax", 15_120),
+        (1, "pmap", "rule", 15_120), (1, "pmap", "lax", 15_120)]
     assert all(r["jax_steps_per_s"] > 0 for r in rows)
 
 
@@ -70,6 +71,7 @@ def test_torch_twins_have_the_jax_parameter_counts(name, total):
     ({"warmup": -1}, "warmup must be >= 0"),
     ({"devices": [1, 64]}, "devices must be between 1 and the 1 device"),
     ({"backends": ["pjit"]}, "unknown parallel backend 'pjit'"),
+    ({"conv_forms": ["auto", "winograd"]}, "unknown convolution form mode 'winograd'"),
 ])
 def test_bad_settings_are_clear_errors(kwargs, message):
     settings = dict(model_names=["mlp"], batch_sizes=[8], steps_per_dispatch=1, warmup=0, iters=1,

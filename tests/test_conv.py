@@ -1,6 +1,8 @@
 """The sub-pixel and im2col forms of convolutions and transposed convolutions equal lax's, value
 and gradients (first and second order)."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,3 +128,69 @@ def test_upsample_conv_matches_upsampling_then_lax(size, kernel, factor, cin, co
     got = jax.jit(jax.value_and_grad(loss(lambda x, w: conv.upsample_conv(x, w, factor)), (0, 1)))(x, w)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["lax", "im2col", "subpixel"])
+def test_every_forced_form_equals_lax_in_value_and_gradients(mode, monkeypatch):
+    """The forms a mode can force, on a strided conv, a stride-1 conv and a transposed conv."""
+    monkeypatch.setenv(conv.FORMS_ENV, mode)
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 4, 5))
+    pads = ((1, 1), (1, 1))
+    cases = [(lambda x, w: conv.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=DIMS),
+              lambda x, w: lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=DIMS), x),
+             (lambda x, w: conv.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DIMS),
+              lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DIMS), x),
+             (lambda y, w: conv.conv_transpose(y, w, (2, 2), pads, (9, 9)),
+              lambda y, w: conv._lax_conv_transpose(y, w, (2, 2), pads, (9, 9)),
+              jax.random.normal(jax.random.key(2), (2, 5, 5, 5)))]
+    for got_fn, want_fn, inp in cases:
+        loss = lambda fn: lambda a, w: jnp.sum(jnp.sin(fn(a, w)))
+        got = jax.jit(jax.value_and_grad(loss(got_fn), (0, 1)))(inp, w)
+        want = jax.jit(jax.value_and_grad(loss(want_fn), (0, 1)))(inp, w)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _uses(fn, *args) -> str:
+    """'lax' when the traced function runs lax's conv itself, else 'custom' (a custom-VJP form)."""
+    text = str(jax.make_jaxpr(lambda *a: fn(*a))(*args))   # a new function: no cached trace
+    return "custom" if "custom_vjp_call" in text else "lax"
+
+
+def test_layer_mode_measures_once_keeps_the_fastest_and_caches_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(conv.FORMS_ENV, "layer")
+    monkeypatch.setattr(conv, "_cache", None)
+    x, w = jnp.ones((2, 8, 8, 8)), jnp.ones((3, 3, 8, 8))
+    f = lambda x, w: conv.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=DIMS)
+
+    calls = []
+    real_time_forms = conv.time_forms
+
+    def fake_times(forms, *args, **kwargs):   # the real measurement runs; the verdict is staged
+        calls.append(sorted(forms))
+        assert all(v > 0 for v in real_time_forms(forms, *args, iters=1).values())
+        return {"lax": 3.0, "im2col": 1.0, "subpixel": 2.0}
+
+    monkeypatch.setattr(conv, "time_forms", fake_times)
+    assert _uses(f, x, w) == "custom"     # im2col, the 'fastest'
+    assert calls == [["im2col", "lax", "subpixel"]]
+    [(key, entry)] = json.loads((tmp_path / "conv_forms.json").read_text())[conv.machine()].items()
+    assert key.startswith("conv x[2, 8, 8, 8] w[3, 3, 8, 8]") and entry["form"] == "im2col"
+
+    monkeypatch.setattr(conv, "_cache", None)   # a new process: the file answers, nothing is timed
+    monkeypatch.setattr(conv, "time_forms", lambda *a, **k: pytest.fail("measured again"))
+    assert _uses(f, x, w) == "custom"
+    conv.cached()[key]["form"] = "lax"          # a cached 'lax' verdict is taken as it is
+    assert _uses(f, x, w) == "lax"
+
+
+def test_unknown_form_mode_is_a_config_error(monkeypatch):
+    from gdl_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown convolution form mode 'fast'"):
+        conv.set_forms("fast")
+    monkeypatch.setenv(conv.FORMS_ENV, "cudnn")
+    with pytest.raises(ConfigError, match="GDL_JAX_CONV='cudnn' is not one of"):
+        conv.forms_mode()

@@ -35,11 +35,13 @@ class MLP(nn.Module):
 class SmallConvNet(nn.Module):
     """Conv 10 4x4 s2, Conv 20 3x3 s2 (no activation, as in the book), Dense 10: 15,120 params."""
     num_classes: int = 10
+    subpixel_backward: bool = True  # convs via gdl_jax.models.conv (the forms it chooses); False: lax's
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = nn.Conv(10, (4, 4), strides=2, padding="SAME", kernel_init=KERNEL_INIT)(x)
-        x = nn.Conv(20, (3, 3), strides=2, padding="SAME", kernel_init=KERNEL_INIT)(x)
+        conv_fn = conv.conv_general_dilated if self.subpixel_backward else None
+        x = nn.Conv(10, (4, 4), strides=2, padding="SAME", kernel_init=KERNEL_INIT, conv_general_dilated=conv_fn)(x)
+        x = nn.Conv(20, (3, 3), strides=2, padding="SAME", kernel_init=KERNEL_INIT, conv_general_dilated=conv_fn)(x)
         x = x.reshape((x.shape[0], -1))
         return Dense(self.num_classes, kernel_init=KERNEL_INIT)(x)
 

@@ -22,16 +22,46 @@ measured on a 2-core AVX2 CPU).
 
 All of these are differentiable again (reverse over reverse, as a gradient penalty needs).
 Parameters and results are those of lax's ops; only the computation changes.
+
+Which form a layer takes ('lax', 'im2col', 'subpixel') depends on the mode of `set_forms`
+(default: $GDL_JAX_CONV, else 'auto'):
+- 'auto': chosen by measurement on this machine, like cuDNN's benchmark mode, for the whole
+  train step: the loop (gdl_jax.train.autotune) compiles and times its dispatch under 'rule',
+  'lax' and 'layer' once and trains with the fastest; the verdict is cached in
+  $GDL_CACHE_DIR/conv_forms.json under the device's model and jaxlib's version. The rules below
+  were measured on one CPU and did not carry over to another (a 2-core Zen 5 ran the CNN at
+  0.69-0.88x torch with them). Outside a train loop (analyses, `gdl_jax.load`), 'auto' is 'rule'.
+- 'layer': each shape's forms timed alone (forward and both gradients, once per shape, cached).
+  Alone, a layer's fastest form can make a slower step: XLA:CPU fuses a form with its
+  neighbours (small_conv at batch 128 on a Zen 4: 7.9 ms/step with each layer's fastest, 5.2
+  with the rules), hence 'auto' times whole steps.
+- 'rule': the fixed rules above.
+- 'lax', 'im2col', 'subpixel': that form wherever it applies ('subpixel' is lax's for a
+  stride-1 conv).
+Multi-process runs use 'rule' for 'auto' and 'layer': each process would measure on its own and
+could compile a different program.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.metadata
+import json
+import os
+import pathlib
+import statistics
+import time
+from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from jax import lax
+
+from gdl_jax import hardware
+from gdl_jax.errors import ConfigError
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -189,14 +219,21 @@ def _subpixel_conv_transpose_bwd(strides, pads, out_hw, res, g):
 _subpixel_conv_transpose.defvjp(_subpixel_conv_transpose_fwd, _subpixel_conv_transpose_bwd)
 
 
+def _lax_conv_transpose(y, w, strides, pads, out_hw):
+    """The transpose of lax's conv, by JAX's own linear transpose (gradients by autodiff)."""
+    x = jax.ShapeDtypeStruct((y.shape[0], *out_hw, w.shape[2]), y.dtype)
+    return jax.linear_transpose(lambda x: _conv(x, w, strides, pads), x)(y)[0]
+
+
 def conv_transpose(y: jax.Array, w: jax.Array, strides: tuple[int, int], pads: Pads,
                    out_hw: tuple[int, int]) -> jax.Array:
     """The transpose (w.r.t. its input) of conv(x, w, strides, pads) applied to y, with x of
     spatial size out_hw. y: NHWC with w.shape[3] channels; w: HWIO of that conv. Returns NHWC
     with w.shape[2] channels: Keras' Conv2DTranspose, and a strided conv's input gradient."""
-    if _is_thin(w):
-        return _thin_conv_transpose(y, w, strides, pads, out_hw)
-    return _subpixel_conv_transpose(y, w, strides, pads, out_hw)
+    forms = {"lax": _lax_conv_transpose, "im2col": _thin_conv_transpose, "subpixel": _subpixel_conv_transpose}
+    rule = "im2col" if _is_thin(w) else "subpixel"
+    form = _choose("conv_transpose", forms, rule, y, w, (strides, pads, out_hw))
+    return forms[form](y, w, strides, pads, out_hw)
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -204,8 +241,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
                          precision=None, preferred_element_type=None):
     """Drop-in for `lax.conv_general_dilated` (pass it to `nn.Conv(conv_general_dilated=...)`).
 
-    2-D NHWC convolutions with a thin patch or a kernel larger than the input run as im2col +
-    matmul, strided ones take the sub-pixel backward pass; every other case is lax's.
+    2-D NHWC convolutions take the form `set_forms` chooses (by rule: im2col + matmul for a
+    thin patch or a kernel larger than the input, the sub-pixel backward pass for a strided
+    one); every other case is lax's.
     """
     plain = (lhs.ndim != 4 or any(d != 1 for d in (lhs_dilation or (1,)))
              or any(d != 1 for d in (rhs_dilation or (1,))) or feature_group_count != 1
@@ -219,11 +257,128 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     if isinstance(padding, str):
         padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
     strides, pads = tuple(window_strides), tuple(map(tuple, padding))
-    if _use_im2col(lhs, rhs):
-        return _thin_conv(lhs, rhs, strides, pads)
-    if max(strides) == 1:
-        return lax.conv_general_dilated(lhs, rhs, strides, pads, dimension_numbers=_DIMS)
-    return _strided_conv(lhs, rhs, strides, pads)
+    forms = {"lax": _conv, "im2col": _thin_conv}
+    if max(strides) > 1:
+        forms["subpixel"] = _strided_conv
+    rule = "im2col" if _use_im2col(lhs, rhs) else "subpixel" if max(strides) > 1 else "lax"
+    form = _choose("conv", forms, rule, lhs, rhs, (strides, pads))
+    return forms[form](lhs, rhs, strides, pads)
+
+
+FORMS_ENV = "GDL_JAX_CONV"
+MODES = ("auto", "layer", "rule", "lax", "im2col", "subpixel")
+_mode: str | None = None                 # set_forms(); None: $GDL_JAX_CONV, else 'auto'
+_cache: dict[str, dict] | None = None    # this machine's measurements, as in the cache file
+traced = 0                               # convolutions traced so far (those that choose a form)
+
+
+def set_forms(mode: str | None) -> None:
+    """Sets how convolutions choose their form (see the module docstring) for what is traced
+    from now on; None goes back to $GDL_JAX_CONV, else 'auto'."""
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"unknown convolution form mode {mode!r}; expected one of {list(MODES)}")
+    global _mode
+    _mode = mode
+
+
+@contextlib.contextmanager
+def forms(mode: str | None) -> Iterator[None]:
+    """set_forms(mode) for what is traced inside the block, then the mode before it."""
+    before = _mode
+    set_forms(mode)
+    try:
+        yield
+    finally:
+        set_forms(before)
+
+
+def forms_mode() -> str:
+    """The mode in force: set_forms's, else $GDL_JAX_CONV's, else 'auto'."""
+    mode = _mode or os.environ.get(FORMS_ENV) or "auto"
+    if mode not in MODES:
+        raise ConfigError(f"{FORMS_ENV}={mode!r} is not one of {list(MODES)}")
+    return mode
+
+
+def _cache_file() -> pathlib.Path:
+    root = os.environ.get("GDL_CACHE_DIR") or pathlib.Path.home() / ".cache" / "gdl_jax"
+    return pathlib.Path(root) / "conv_forms.json"
+
+
+def machine() -> str:
+    """What the cached measurements hold for: the device's model, backend and jaxlib version."""
+    return f"{hardware.device_model()} | {jax.default_backend()} | jaxlib {importlib.metadata.version('jaxlib')}"
+
+
+def cached() -> dict[str, dict]:
+    """This machine's measurements so far ({key: entry}, as in $GDL_CACHE_DIR/conv_forms.json)."""
+    global _cache
+    if _cache is None:
+        try:
+            _cache = json.loads(_cache_file().read_text()).get(machine(), {})
+        except (OSError, ValueError):   # no cache yet, or an unreadable one: measure again
+            _cache = {}
+    return _cache
+
+
+def cache(key: str, entry: dict) -> None:
+    """Keeps one measurement, in memory and in the cache file (written whole to a temporary file,
+    then renamed, so a reader never sees half of it)."""
+    cached()[key] = entry
+    path = _cache_file()
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    saved.setdefault(machine(), {})[key] = entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as e:   # a read-only cache dir costs a re-measurement next run, not the run
+        logging.warning("could not cache convolution forms in %s: %s", path, e)
+
+
+def time_forms(forms: dict[str, Callable], x_shape: tuple, w_shape: tuple, dtype, static: tuple,
+               iters: int = 5) -> dict[str, float]:
+    """Median ms of each form's forward pass with the gradients w.r.t. both inputs, jitted, on
+    random data of the given shapes."""
+    with jax.ensure_compile_time_eval():
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal(x_shape), dtype)
+        w = jnp.asarray(rng.standard_normal(w_shape), dtype)
+        out = {}
+        for name, fn in forms.items():
+            step = jax.jit(jax.grad(lambda x, w, fn=fn: 0.5 * jnp.sum(fn(x, w, *static) ** 2), (0, 1)))
+            jax.block_until_ready(step(x, w))
+            times = []
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                jax.block_until_ready(step(x, w))
+                times.append(time.perf_counter() - t0)
+            out[name] = 1e3 * statistics.median(times)
+    return out
+
+
+def _choose(op: str, forms: dict[str, Callable], rule: str, x: jax.Array, w: jax.Array, static: tuple) -> str:
+    """The form of one call, by the mode in force (under 'layer', measured once per shape)."""
+    global traced
+    traced += 1
+    mode = forms_mode()
+    if mode in ("lax", "im2col", "subpixel"):
+        return mode if mode in forms else "lax"
+    if mode != "layer" or jax.process_count() > 1:   # 'auto' not yet resolved by a train loop: the rules
+        return rule
+    key = f"{op} x{list(x.shape)} w{list(w.shape)} {json.dumps(static)} {jnp.dtype(x.dtype).name}"
+    entry = cached().get(key)
+    if entry is None or entry.get("form") not in forms:
+        ms = time_forms(forms, x.shape, w.shape, x.dtype, static)
+        entry = {"form": min(ms, key=ms.get), "ms": {k: round(v, 4) for k, v in ms.items()}}
+        logging.info("convolution forms for %s: %s -> %s", key,
+                     ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()), entry["form"])
+        cache(key, entry)
+    return entry["form"]
 
 
 def _upsample_taps(kernel: int, factor: int, pad_lo: int) -> tuple[np.ndarray, int]:

@@ -18,6 +18,8 @@ import numpy as np
 from absl import logging
 
 from gdl_jax.data.feeders import Feeder
+from gdl_jax.models import conv
+from gdl_jax.train import autotune
 from gdl_jax.train.checkpoint import Checkpointer
 from gdl_jax.train.metrics import JsonlWriter
 from gdl_jax.train.state import TrainState
@@ -76,7 +78,21 @@ class Loop:
         return self.steps_per_dispatch if self._boundary(step) - step >= self.steps_per_dispatch else 1
 
     def run(self, state: TrainState, history: list[dict]) -> TrainState:
-        """history: the step records already logged for this run (empty unless resuming)."""
+        """history: the step records already logged for this run (empty unless resuming).
+
+        Under the 'auto' convolution form mode (gdl_jax.models.conv), the mode that runs this
+        loop's dispatch fastest here is chosen first (gdl_jax.train.autotune) and is in force
+        for the whole loop.
+        """
+        mode = conv.forms_mode()
+        if mode == "auto" and int(state.step) < self.total_steps:
+            step, k = int(state.step), self._steps_in_dispatch(int(state.step))
+            mode = autotune.conv_forms(lambda: make_dispatch(self.step_fn, self.feeder.batch, k), state,
+                                       self.feeder.get(step, k))
+        with conv.forms(mode):
+            return self._run(state, history)
+
+    def _run(self, state: TrainState, history: list[dict]) -> TrainState:
         step = int(state.step)
         epoch_records = [r for r in history if r.get("kind") == "train"
                          and (r["step"] - 1) // self.steps_per_epoch == step // self.steps_per_epoch]

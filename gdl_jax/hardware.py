@@ -1,0 +1,29 @@
+"""What machine this is, as benchmarks and cached measurements name it."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import platform
+
+import jax
+
+
+def device_model() -> str:
+    """The model of device 0: the CPU's name, family/model and vector ISA from /proc/cpuinfo on
+    a Linux CPU backend (cores differ in speed by model, not by name: 'AMD EPYC' is several
+    generations), else the device kind (e.g. 'NVIDIA H200')."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        return device.device_kind
+    try:
+        info = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    first = info.split("\n\n", 1)[0]   # the first processor's block
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    name = " ".join(fields.get("model name", platform.machine()).split())
+    flags = set(fields.get("flags", "").split())
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {isa}, " \
+           f"{os.cpu_count()} cores)"

@@ -1,0 +1,68 @@
+"""The convolution forms of a train step, chosen by timing the whole step on this machine.
+
+Under the 'auto' mode of gdl_jax.models.conv, the loop calls `conv_forms` before its first
+dispatch: the dispatch is compiled under each candidate mode ('rule', 'lax', 'layer') and timed
+on copies of the state, in turn, and the fastest mode trains (the rules unless another mode
+beats them by more than MARGIN). The verdict is cached (keyed by the step's
+lowered program and the machine), so each model and batch shape is timed once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+from absl import logging
+
+from gdl_jax.models import conv
+
+CANDIDATES = ("rule", "lax", "layer")
+# 'rule' stays unless another mode is this much faster: closer timings are within these shared
+# machines' noise (+-10-20% between runs), and a stable choice keeps runs on like machines alike
+MARGIN = 0.05
+
+
+def _ms_per_call(compiled: dict[str, Callable], state: Any, args: tuple, repeats: int) -> dict[str, float]:
+    """Median ms of each `compiled[mode](state, *args)` (each donates its state; each runs on a
+    copy of `state`), timed in turn so that all see the same load on a shared machine."""
+    states = {mode: jax.tree.map(lambda x: x.copy(), state) for mode in compiled}
+    times: dict[str, list[float]] = {mode: [] for mode in compiled}
+    for r in range(repeats + 1):   # the first round warms up
+        for mode, fn in compiled.items():
+            t0 = time.perf_counter()
+            states[mode], _ = jax.block_until_ready(fn(states[mode], *args))
+            if r:
+                times[mode].append(time.perf_counter() - t0)
+    return {mode: 1e3 * statistics.median(t) for mode, t in times.items()}
+
+
+def conv_forms(build: Callable[[], Callable], state: Any, args: tuple, repeats: int = 5) -> str:
+    """The candidate mode under which `build()` (a new jitted dispatch, (state, *args) -> (state,
+    metrics), donating its state) runs fastest here, unless 'rule' is within MARGIN of it;
+    'rule' when the step has no convolution that chooses a form, and on several processes (each
+    would time on its own)."""
+    if jax.process_count() > 1:
+        return "rule"
+    before = conv.traced
+    with conv.forms("rule"):
+        lowered = build().lower(state, *args)
+    if conv.traced == before:
+        return "rule"
+    key = "step " + hashlib.sha256(lowered.as_text().encode()).hexdigest()[:20]
+    entry = conv.cached().get(key)
+    if entry is not None and entry.get("mode") in CANDIDATES:
+        return entry["mode"]
+    compiled = {}
+    for mode in CANDIDATES:
+        with conv.forms(mode):
+            compiled[mode] = lowered.compile() if mode == "rule" else build().lower(state, *args).compile()
+    ms = _ms_per_call(compiled, state, args, repeats)
+    fastest = min(ms, key=ms.get)
+    best = "rule" if ms["rule"] <= (1 + MARGIN) * ms[fastest] else fastest
+    logging.info("convolution forms of the train step (ms per dispatch): %s -> %s",
+                 ", ".join(f"{k} {v:.1f}" for k, v in ms.items()), best)
+    conv.cache(key, {"mode": best, "ms_per_dispatch": {k: round(v, 3) for k, v in ms.items()}})
+    return best

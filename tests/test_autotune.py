@@ -1,0 +1,70 @@
+"""gdl_jax.train.autotune: the 'auto' convolution forms of a train step, timed whole and cached."""
+
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from experiments import train
+from gdl_jax import models
+from gdl_jax.models import conv
+from gdl_jax.train import autotune, steps
+from gdl_jax.train.loop import make_dispatch
+from gdl_jax.train.state import TrainState
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(conv, "_cache", None)
+    return tmp_path / "conv_forms.json"
+
+
+def _dispatch(name: str, **kwargs):
+    """(build, state, args): a one-step classifier dispatch on 8 random 16x16 images."""
+    model = models.build(name, **kwargs)
+    state = TrainState.create(model, optax.sgd(0.1), jax.random.PRNGKey(0), np.zeros((1, 16, 16, 3), np.float32))
+    rng = np.random.default_rng(0)
+    args = (rng.uniform(size=(8, 16, 16, 3)).astype(np.float32), rng.integers(0, 10, 8).astype(np.int32))
+    return lambda: make_dispatch(steps.classifier_train_step, lambda a, j: a, 1), state, args
+
+
+CNN = dict(features=(4, 8), strides=(1, 2), dense=8, dropout=0.0)
+
+
+def test_the_step_is_timed_under_every_candidate_and_the_verdict_cached(fresh_cache):
+    build, state, args = _dispatch("cnn", **CNN)
+    mode = autotune.conv_forms(build, state, args, repeats=1)
+    [entry] = [e for k, e in json.loads(fresh_cache.read_text())[conv.machine()].items() if k.startswith("step ")]
+    assert entry["mode"] == mode and mode in autotune.CANDIDATES
+    assert sorted(entry["ms_per_dispatch"]) == sorted(autotune.CANDIDATES)
+    assert all(ms > 0 for ms in entry["ms_per_dispatch"].values())
+
+
+@pytest.mark.parametrize("ms, want", [({"rule": 10.0, "lax": 5.0, "layer": 9.0}, "lax"),
+                                      ({"rule": 10.0, "lax": 9.8, "layer": 11.0}, "rule")])   # within MARGIN
+def test_the_fastest_mode_wins_unless_the_rules_are_within_the_margin(ms, want, fresh_cache, monkeypatch):
+    build, state, args = _dispatch("cnn", **CNN)
+    monkeypatch.setattr(autotune, "_ms_per_call", lambda compiled, *a: {m: ms[m] for m in compiled})
+    assert autotune.conv_forms(build, state, args) == want
+    monkeypatch.setattr(conv, "_cache", None)   # a new process: the file answers, nothing is timed
+    monkeypatch.setattr(autotune, "_ms_per_call", lambda *a: pytest.fail("timed again"))
+    assert autotune.conv_forms(build, state, args) == want
+
+
+def test_a_step_without_convolutions_is_not_timed(fresh_cache, monkeypatch):
+    build, state, args = _dispatch("mlp", hidden=(8,))
+    monkeypatch.setattr(autotune, "_ms_per_call", lambda *a: pytest.fail("timed"))
+    assert autotune.conv_forms(build, state, args) == "rule"
+    assert not fresh_cache.exists()
+
+
+def test_a_training_run_in_auto_mode_tunes_its_step_first(tiny_config, fresh_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv(conv.FORMS_ENV, "auto")
+    tiny_config.num_epochs = 1
+    results = train.train_and_evaluate(tiny_config, tmp_path / "wd")
+    assert results["steps"] == 20 and np.isfinite(results["test_loss"])
+    entries = json.loads(fresh_cache.read_text())[conv.machine()]
+    assert [e["mode"] in autotune.CANDIDATES for k, e in entries.items() if k.startswith("step ")] == [True]
