@@ -11,6 +11,7 @@ SAME pads (0, 1): same output shapes and FLOPs, so the same work to time.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -259,10 +260,25 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def compile_model(name: str, model: nn.Module) -> None:
+    """torch.compile as a speed-minded user applies it (default mode, in place): the whole
+    classifier, or each network the step calls (encoder, heads, decoder; discriminator, generator
+    layers). The optimizers stay eager."""
+    with warnings.catch_warnings():   # importing torch's compiler still uses a torch.jit API it deprecates
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script_method` is deprecated", DeprecationWarning)
+        if name in ("mlp", "small_conv", "cnn"):
+            model.compile()
+            return
+        for child in model.children():
+            for m in (child if isinstance(child, nn.ModuleList) else [child]):
+                m.compile()
+
+
 def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threads: int,
-                        seed: int = 0) -> tuple[Callable[[], None], int]:
+                        seed: int = 0, compiled: bool = False) -> tuple[Callable[[], None], int]:
     """(repeat, model parameter count): `repeat` runs `steps_per_repeat` train steps on
-    pre-generated random batches.
+    pre-generated random batches; with `compiled`, under torch.compile (`compile_model`: the
+    first repeat compiles).
 
     A step is zero_grad, forward, loss (cross-entropy for classifiers, the reconstruction loss
     for autoencoders), backward, Adam(5e-4) step, as in the JAX dispatch of k steps; for the GAN
@@ -272,6 +288,8 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
     torch.manual_seed(seed)
     dev = device()
     model = build(name).to(dev).train()
+    if compiled:
+        compile_model(name, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
     gan_step = {"gan": _gan_steps, "wgan_gp": _wgan_gp_steps}.get(name, lambda m: None)(model)
     loss_fn = nn.CrossEntropyLoss()

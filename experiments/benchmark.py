@@ -137,6 +137,8 @@ flags.DEFINE_integer("warmup", 3, "Untimed dispatches (torch: repeats of k steps
 flags.DEFINE_integer("iters", 20, "Timed dispatches (torch: repeats of k steps); the median is reported.")
 flags.DEFINE_bool("torch", True, "Also time eager PyTorch (skipped with a note if not installed).")
 flags.DEFINE_integer("torch_threads", os.cpu_count(), "torch.set_num_threads for the torch side.")
+flags.DEFINE_bool("torch_compile", False, "Also time the torch step under torch.compile (the first repeat "
+                  "compiles, timed as 'torch.compile s'; not the WGAN-GP, whose penalty needs double backward).")
 flags.DEFINE_string("model_kwargs", "{}", "JSON of model fields to override for every model timed, "
                     "e.g. '{\"subpixel_backward\": false}' with --models=cnn.")
 flags.DEFINE_string("output_dir", "workdirs/benchmark", "Where benchmark.json and benchmark.md go.")
@@ -159,6 +161,10 @@ TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
                  ("torch_images_per_s", "torch img/s", "{:,.0f}"),
                  ("torch_epoch_s", "torch epoch s", "{:.0f}"),
                  ("jax_over_torch", "JAX/torch", "{:.2f}")]
+COMPILED_COLUMNS = [("torch_compile_s", "torch.compile s", "{:.0f}"),
+                    ("torch_compiled_ms_per_step", "compiled torch ms/step", "{:.2f}"),
+                    ("jax_over_torch_compiled", "JAX/compiled torch", "{:.2f}")]
+NO_TORCH_COMPILE = {"wgan_gp": "its penalty differentiates a compiled graph twice (double backward)"}
 
 
 def parse_ints(values: Sequence[str], flag: str) -> list[int]:
@@ -356,10 +362,12 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                   feeder_data_dir: str | None = None, feeder_workers: int = 2,
                   feeder_processes: bool = False, devices: Sequence[int] | None = None,
                   backends: Sequence[str] = ("sharded",), matmul_peak: float | None = None,
-                  conv_forms: Sequence[str] | None = None) -> list[dict]:
+                  conv_forms: Sequence[str] | None = None, torch_compile: bool = False) -> list[dict]:
     """One row per (model, batch size, device count, backend): JAX timings, and torch's and the
     ratio when torch_bench (one torch run per model and batch size); conv_forms: the
-    convolution form modes to compile each variant with (default: the one in force).
+    convolution form modes to compile each variant with (default: the one in force); with
+    torch_compile, the torch step under torch.compile too (its first call, the compilation,
+    timed apart).
 
     All JAX variants and torch alternate (`time_interleaved`). Throughputs are per second of
     median step time; FLOPs are XLA's count for the compiled dispatch (per device program)
@@ -386,11 +394,24 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                     raise AssertionError(f"{name}: torch model has {torch_params:,} parameters, "
                                          f"JAX model {prepared[0]['params']:,}")
                 repeats.append(torch_repeat)
+            compile_s = None
+            if torch_bench is not None and torch_compile and name not in NO_TORCH_COMPILE:
+                compiled_repeat, _ = torch_bench.prepare_train_steps(
+                    name, batch_size, steps_per_dispatch, torch_threads, compiled=True)
+                t0 = time.perf_counter()
+                compiled_repeat()
+                compile_s = time.perf_counter() - t0
+                repeats.append(compiled_repeat)
             per_step = [t / steps_per_dispatch for t in time_interleaved(repeats, warmup, iters)]
+            compiled_s = per_step.pop() if compile_s is not None else None
             for (n, backend, forms), j, s_per_step in zip(variants, prepared, per_step):
-                rows.append(_row(name, batch_size, n, backend, j, s_per_step, steps_per_dispatch, model_kwargs,
-                                 per_step[-1] if torch_bench is not None else None, matmul_peak)
-                            | {"conv_forms": forms if forms == j["conv_forms"] else f"{forms}: {j['conv_forms']}"})
+                row = _row(name, batch_size, n, backend, j, s_per_step, steps_per_dispatch, model_kwargs,
+                           per_step[-1] if torch_bench is not None else None, matmul_peak)
+                row["conv_forms"] = forms if forms == j["conv_forms"] else f"{forms}: {j['conv_forms']}"
+                if compiled_s is not None:
+                    row.update(torch_compile_s=compile_s, torch_compiled_ms_per_step=1e3 * compiled_s,
+                               jax_over_torch_compiled=compiled_s / s_per_step)
+                rows.append(row)
             if name == "vae_faces" and feeder_data_dir:
                 rows[-1]["feeder_images_per_s"] = feeder_images_per_s(
                     feeder_data_dir, batch_size, steps_per_dispatch, feeder_workers, processes=feeder_processes)
@@ -423,6 +444,7 @@ def markdown(rows: Sequence[dict], env: dict) -> str:
     """The environment in one line, then a markdown table of the rows."""
     columns = [c for c in JAX_COLUMNS if c[0] != "feeder_images_per_s" or any(c[0] in r for r in rows)]
     columns += TORCH_COLUMNS if env["torch"] else []
+    columns += COMPILED_COLUMNS if any("torch_compile_s" in r for r in rows) else []
     torch_part = (f", torch {env['torch']} on {env.get('torch_device', 'cpu')} ({env['torch_threads']} threads)"
                   if env["torch"]
                   else ", torch not run")
@@ -465,7 +487,8 @@ def main(argv: Sequence[str]) -> None:
         rows = run_benchmark(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup,
                              FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs,
                              FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes,
-                             devices, FLAGS.parallel, env["matmul_peak_gflop_per_s"], FLAGS.conv_forms)
+                             devices, FLAGS.parallel, env["matmul_peak_gflop_per_s"], FLAGS.conv_forms,
+                             FLAGS.torch_compile)
     except GdlError as e:
         sys.exit(f"error: {e}")
     print(write_outputs(rows, env, FLAGS.output_dir), end="")
