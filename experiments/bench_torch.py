@@ -260,18 +260,22 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def compile_model(name: str, model: nn.Module) -> None:
-    """torch.compile as a speed-minded user applies it (default mode, in place): the whole
-    classifier, or each network the step calls (encoder, heads, decoder; discriminator, generator
-    layers). The optimizers stay eager."""
+def compile_model(name: str, model: nn.Module) -> nn.Module:
+    """torch.compile as a speed-minded user applies it (`torch.compile(module)`, default mode):
+    the whole classifier, or each network the step calls (encoder, heads, decoder;
+    discriminator, generator layers), swapped in place. The optimizers stay eager. (In torch
+    2.13 `nn.Module.compile()` left the module uncompiled here: no frame reached dynamo.)"""
     with warnings.catch_warnings():   # importing torch's compiler still uses a torch.jit API it deprecates
         warnings.filterwarnings("ignore", r"`torch\.jit\.script_method` is deprecated", DeprecationWarning)
         if name in ("mlp", "small_conv", "cnn"):
-            model.compile()
-            return
-        for child in model.children():
-            for m in (child if isinstance(child, nn.ModuleList) else [child]):
-                m.compile()
+            return torch.compile(model)
+        for attr, child in list(model.named_children()):
+            if isinstance(child, nn.ModuleList):
+                for i, m in enumerate(child):
+                    child[i] = torch.compile(m)
+            else:
+                setattr(model, attr, torch.compile(child))
+        return model
 
 
 def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threads: int,
@@ -289,7 +293,7 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
     dev = device()
     model = build(name).to(dev).train()
     if compiled:
-        compile_model(name, model)
+        model = compile_model(name, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
     gan_step = {"gan": _gan_steps, "wgan_gp": _wgan_gp_steps}.get(name, lambda m: None)(model)
     loss_fn = nn.CrossEntropyLoss()
