@@ -25,17 +25,22 @@ CANDIDATES = ("rule", "lax", "layer")
 MARGIN = 0.05
 
 
-def _ms_per_call(compiled: dict[str, Callable], state: Any, args: tuple, repeats: int) -> dict[str, float]:
+def _ms_per_call(compiled: dict[str, Callable], state: Any, args: tuple, repeats: int,
+                 min_seconds: float = 0.5, max_rounds: int = 50) -> dict[str, float]:
     """Median ms of each `compiled[mode](state, *args)` (each donates its state; each runs on a
-    copy of `state`), timed in turn so that all see the same load on a shared machine."""
+    copy of `state`), timed in turn so that all see the same load on a shared machine: at least
+    `repeats` rounds, and more (up to max_rounds) until each mode has run min_seconds, so that
+    a step of a few ms is not judged on a few noisy calls."""
     states = {mode: jax.tree.map(lambda x: x.copy(), state) for mode in compiled}
     times: dict[str, list[float]] = {mode: [] for mode in compiled}
-    for r in range(repeats + 1):   # the first round warms up
+    rounds = 0
+    while rounds <= repeats or (rounds <= max_rounds and min(map(sum, times.values())) < min_seconds):
         for mode, fn in compiled.items():
             t0 = time.perf_counter()
             states[mode], _ = jax.block_until_ready(fn(states[mode], *args))
-            if r:
+            if rounds:   # round 0 warms up
                 times[mode].append(time.perf_counter() - t0)
+        rounds += 1
     return {mode: 1e3 * statistics.median(t) for mode, t in times.items()}
 
 
