@@ -1,8 +1,10 @@
 """gdl_jax.train.autotune: the 'auto' convolution forms of a train step, timed whole and cached."""
 
 import json
+import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -68,3 +70,19 @@ def test_a_training_run_in_auto_mode_tunes_its_step_first(tiny_config, fresh_cac
     assert results["steps"] == 20 and np.isfinite(results["test_loss"])
     entries = json.loads(fresh_cache.read_text())[conv.machine()]
     assert [e["mode"] in autotune.CANDIDATES for k, e in entries.items() if k.startswith("step ")] == [True]
+
+
+def test_a_mode_far_slower_on_its_first_call_is_not_timed_further():
+    calls = {"rule": 0, "lax": 0, "layer": 0}
+
+    def fn(mode, seconds):
+        def call(state, *args):
+            calls[mode] += 1
+            time.sleep(seconds)
+            return state, {}
+        return call
+
+    compiled = {"rule": fn("rule", 0.01), "lax": fn("lax", 0.2), "layer": fn("layer", 0.012)}
+    ms = autotune._ms_per_call(compiled, {"w": jnp.zeros(2)}, (), repeats=3, min_seconds=0.0)
+    assert calls == {"rule": 4, "lax": 1, "layer": 4}   # a warm-up call each, then 3 rounds without lax
+    assert ms["lax"] >= 200 and max(ms["rule"], ms["layer"]) < ms["lax"]
