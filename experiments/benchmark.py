@@ -203,8 +203,7 @@ def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_d
     for backend in backends:
         parallel.check_backend(backend)
     for mode in conv_forms:
-        conv.set_forms(mode)   # raises on an unknown mode
-    conv.set_forms(None)
+        conv.check_mode(mode)
 
 
 def _flops(compiled) -> float | None:
@@ -383,9 +382,9 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
             variants = [(n, b, f) for n in devices for b in backends for f in conv_forms]
             prepared = []
             for n, b, f in variants:
-                conv.set_forms(f)   # the forms are chosen while the dispatch is traced
-                prepared.append(prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs, devices=n, backend=b))
-            conv.set_forms(None)
+                with conv.forms(f):   # the forms are chosen while the dispatch is traced
+                    prepared.append(prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs,
+                                                devices=n, backend=b))
             repeats = [j["repeat"] for j in prepared]
             if torch_bench is not None:
                 torch_repeat, torch_params = torch_bench.prepare_train_steps(

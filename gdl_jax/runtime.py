@@ -5,6 +5,7 @@ Imports nothing from jax: binaries call `configure()` first thing, before import
 
 import importlib.metadata
 import os
+import pathlib
 import sys
 
 from gdl_jax.errors import ConfigError
@@ -15,6 +16,13 @@ from gdl_jax.errors import ConfigError
 # flags it does not know, so it is only set for the jaxlib line it was measured on.
 _CPU_FLAGS = {"0.10": "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"}
 OPT_OUT_ENV = "GDL_JAX_NO_XLA_DEFAULTS"
+CACHE_DIR_ENV = "GDL_CACHE_DIR"
+
+
+def cache_dir() -> pathlib.Path:
+    """Where the project caches what it can recompute (decoded data sets, measured convolution
+    forms): $GDL_CACHE_DIR, else ~/.cache/gdl_jax."""
+    return pathlib.Path(os.environ.get(CACHE_DIR_ENV) or "~/.cache/gdl_jax").expanduser()
 
 
 def default_xla_flags() -> str:

@@ -18,10 +18,10 @@ import zipfile
 
 import numpy as np
 
+from gdl_jax import runtime
 from gdl_jax.errors import DataError
 
 DATA_DIR_ENV = "GDL_DATA_DIR"
-CACHE_DIR_ENV = "GDL_CACHE_DIR"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 MNIST_CLASSES = tuple(str(d) for d in range(10))
@@ -142,8 +142,7 @@ def _cache_path(tag: str, *sources: pathlib.Path) -> pathlib.Path:
     for s in sources:
         st = s.stat()
         h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-    root = pathlib.Path(os.environ.get(CACHE_DIR_ENV, "~/.cache/gdl_jax")).expanduser()
-    return root / f"{tag}-{h.hexdigest()[:16]}.npz"
+    return runtime.cache_dir() / f"{tag}-{h.hexdigest()[:16]}.npz"
 
 
 def _decode_cifar(entries) -> ArrayData:

@@ -60,7 +60,7 @@ import numpy as np
 from absl import logging
 from jax import lax
 
-from gdl_jax import hardware
+from gdl_jax import hardware, runtime
 from gdl_jax.errors import ConfigError
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -272,13 +272,18 @@ _cache: dict[str, dict] | None = None    # this machine's measurements, as in th
 traced = 0                               # convolutions traced so far (those that choose a form)
 
 
+def check_mode(mode: str) -> str:
+    """mode itself; a ConfigError unless it is one of MODES."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown convolution form mode {mode!r}; expected one of {list(MODES)}")
+    return mode
+
+
 def set_forms(mode: str | None) -> None:
     """Sets how convolutions choose their form (see the module docstring) for what is traced
     from now on; None goes back to $GDL_JAX_CONV, else 'auto'."""
-    if mode is not None and mode not in MODES:
-        raise ConfigError(f"unknown convolution form mode {mode!r}; expected one of {list(MODES)}")
     global _mode
-    _mode = mode
+    _mode = mode if mode is None else check_mode(mode)
 
 
 @contextlib.contextmanager
@@ -301,8 +306,7 @@ def forms_mode() -> str:
 
 
 def _cache_file() -> pathlib.Path:
-    root = os.environ.get("GDL_CACHE_DIR") or pathlib.Path.home() / ".cache" / "gdl_jax"
-    return pathlib.Path(root) / "conv_forms.json"
+    return runtime.cache_dir() / "conv_forms.json"
 
 
 def machine() -> str:
