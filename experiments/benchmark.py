@@ -232,26 +232,16 @@ def _peak_bytes(compiled) -> int | None:
             - m.alias_size_in_bytes)
 
 
-def _median_s(fn: Callable[[], Any], iters: int) -> float:
-    fn()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def matmul_gflop_per_s(n: int = 2048, iters: int = 10) -> dict[str, float]:
     """The device's measured float32 roofline: GFLOP/s of an n x n x n matmul by XLA on device
     0 ('xla') and, on a CPU backend, by numpy's BLAS ('blas'; on a 2-core Zen 4 it ran 2x XLA's);
     'peak' is the faster, the yardstick for the achieved FLOP/s of the training steps."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     f = jax.jit(lambda a: a @ a)
-    rates = {"xla": 2 * n**3 / _median_s(lambda: jax.block_until_ready(f(a)), iters) / 1e9}
+    rates = {"xla": 2 * n**3 / hardware.median_seconds(lambda: jax.block_until_ready(f(a)), iters) / 1e9}
     if jax.devices()[0].platform == "cpu":
         b = np.asarray(a)
-        rates["blas"] = 2 * n**3 / _median_s(lambda: b @ b, iters) / 1e9
+        rates["blas"] = 2 * n**3 / hardware.median_seconds(lambda: b @ b, iters) / 1e9
     return {"peak": max(rates.values()), **rates}
 
 

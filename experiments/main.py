@@ -33,8 +33,9 @@ flags.DEFINE_string("coordinator_address", None, "With --distributed: host:port 
 flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes the job has.")
 flags.DEFINE_integer("process_id", None, "With --distributed: this process's index, 0 to num_processes - 1.")
 flags.DEFINE_enum("conv_forms", None, list(conv.MODES), "How convolutions choose their form (default: $GDL_JAX_CONV, "
-                  "else 'auto': measured once per shape on this machine and cached; 'rule': fixed rules; "
-                  "'lax', 'im2col', 'subpixel': that form). See gdl_jax.models.conv.")
+                  "else 'auto': the train step timed once per machine under each mode, the fastest kept and "
+                  "cached; 'layer': each layer's fastest alone; 'rule': fixed rules; 'lax', 'im2col', "
+                  "'subpixel': that form). See gdl_jax.models.conv.")
 
 
 def _quiet_orbax(record) -> bool:

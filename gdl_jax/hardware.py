@@ -1,10 +1,14 @@
-"""What machine this is, as benchmarks and cached measurements name it."""
+"""What machine this is, as benchmarks and cached measurements name it, and how long it takes
+to run something."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import platform
+import statistics
+import time
+from typing import Any, Callable
 
 import jax
 
@@ -27,3 +31,15 @@ def device_model() -> str:
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {isa}, " \
            f"{os.cpu_count()} cores)"
+
+
+def median_seconds(fn: Callable[[], Any], iters: int) -> float:
+    """Median wall seconds of `fn()` (which must block until its work is done) over `iters`
+    calls, after one untimed call (compilation, caches)."""
+    fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -50,8 +50,6 @@ import importlib.metadata
 import json
 import os
 import pathlib
-import statistics
-import time
 from typing import Callable, Iterator
 
 import jax
@@ -355,13 +353,7 @@ def time_forms(forms: dict[str, Callable], x_shape: tuple, w_shape: tuple, dtype
         out = {}
         for name, fn in forms.items():
             step = jax.jit(jax.grad(lambda x, w, fn=fn: 0.5 * jnp.sum(fn(x, w, *static) ** 2), (0, 1)))
-            jax.block_until_ready(step(x, w))
-            times = []
-            for _ in range(iters):
-                t0 = time.perf_counter()
-                jax.block_until_ready(step(x, w))
-                times.append(time.perf_counter() - t0)
-            out[name] = 1e3 * statistics.median(times)
+            out[name] = 1e3 * hardware.median_seconds(lambda: jax.block_until_ready(step(x, w)), iters)
     return out
 
 
