@@ -10,7 +10,9 @@ held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the 
   new faces, Fig 3-21 attribute vectors added with alphas -3..3, Fig 3-22 morphing;
 - both: held-out MSE, the VAE's ELBO in nats and bits per dimension, how Gaussian the held-out
   codes are (faces: z sampled from q(z|x), first 50 dimensions), and `latents.npz` (the codes'
-  bounding box; the faces' 40 attribute vectors), which `gdl_jax.load` reads.
+  bounding box; the faces' 40 attribute vectors), which `gdl_jax.load` reads;
+- with config.quality_features (a classifier run), the Frechet distance, precision and recall of
+  config.quality_samples decoded random points against as many held-out images in its feature space.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from gdl_jax import models, parallel
 from gdl_jax.api import LATENTS_FILE, TrainedModel
 from gdl_jax.data.celeba import attribute_index, open_celeba
 from gdl_jax.errors import ConfigError
+from gdl_jax.eval import quality
 from gdl_jax.models.summary import summarize
 from gdl_jax.train import runner, steps
 from gdl_jax.train.state import TrainState
@@ -157,6 +160,12 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
         out = analyze_faces(trained, config, train, test, test_attributes > 0, z, log_var, workdir, latents)
     else:
         out = analyze_digits(trained, config, test, z, workdir)
+    if config.quality_features:   # samples as the book draws them (gdl_jax.eval.sample_latents)
+        n = min(config.quality_samples, len(test))
+        rng = np.random.default_rng(config.seed)
+        fake = trained.decode(geval.sample_latents(rng, z, trained.variational, n))
+        real = test.images[rng.choice(len(test), n, replace=False)] / 255.0
+        out["feature_metrics"] = quality.metrics_for(config.quality_features, real, fake)
     if parallel.is_writer():
         tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
         np.savez(tmp, **latents)

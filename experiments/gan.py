@@ -12,6 +12,8 @@ penalty (WGANs). The analysis writes, under the file names the config gives:
 - a grid of 50 samples (Fig 4-12 for a collapsed run);
 - sample quality measured during training against the loss that should track it (the
   Wasserstein estimate; the GAN's generator loss): book 4.4's claim as a rank correlation;
+- with config.quality_features (a classifier run), the Frechet distance, precision and recall of
+  config.quality_samples generated images against as many training images in its feature space;
 and their numbers in results.json, with two that detect the failure modes (`failure_numbers`).
 """
 
@@ -31,6 +33,7 @@ from gdl_jax import eval as geval
 from gdl_jax import parallel
 from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
+from gdl_jax.eval import quality
 from gdl_jax.models.summary import summarize
 from gdl_jax.train import adversarial, runner
 from gdl_jax.viz import figures
@@ -255,14 +258,20 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
     real = reference_images(config, train_images)
     many = np.asarray(generate(state.generator, quality_latents(config)))[:len(real)]
     figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / a.grid_png)
+    n = min(config.quality_samples, len(train_images))
+    chosen = np.random.default_rng(config.seed).choice(len(train_images), n, replace=False)
+    z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 2), (n, config.z_dim))
+    quality_metrics = quality.metrics_for(config.quality_features, train_images[chosen] / 255.0,
+                                          to_unit(generate(state.generator, z)))
     tracking = {}
-    quality = read_quality(workdir)
-    if quality and a.get("quality_every_steps"):
+    measured = read_quality(workdir)
+    if measured and a.get("quality_every_steps"):
         loss = "wasserstein_estimate" if is_wgan(config) else "g_loss"
         tracking = {"loss": loss, **geval.loss_tracks_quality([r["step"] for r in steps], [r[loss] for r in steps],
-                                                              quality, a.quality_every_steps)}
+                                                              measured, a.quality_every_steps)}
         figures.loss_and_quality(tracking["series"], loss, workdir / a.quality_png)
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
             **failure_numbers(steps, many, real, is_wgan(config)), "quality_tracking": tracking,
+            "feature_metrics": quality_metrics,
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
             "sample_steps_saved": [step for step, _ in saved]}

@@ -35,6 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.d_learning_rate = 5e-5     # the critic's
     c.g_learning_rate = 5e-5
     c.seed = 0
+    c.quality_features = ""      # a classifier run's workdir: Frechet distance, precision, recall of samples
+    c.quality_samples = 1000     # generated (and real) images those compare
     c.parallel = "sharded"       # data parallelism: 'sharded' (jit, global code) or 'pmap' (per-device code)
     c.compute_dtype = "float32"  # or 'bfloat16': forward and backward passes (params, losses stay float32)
     c.steps_per_dispatch = 2

@@ -1,0 +1,84 @@
+"""Feature extractors for the sample-quality metrics (Frechet distance, precision and recall).
+
+InceptionV3, the usual FID network, needs weights that cannot be downloaded on offline
+machines; these features come instead from a classifier the project trains itself on the same
+kind of data (a run of task 'classifier': the CIFAR-10 CNN, the CNN on MNIST for 28x28
+greyscale images). The features are the classifier's penultimate activations: the input of its
+last Dense layer, read with `flax.linen.intercept_methods`, so any classifier whose last layer
+is a Dense works without a second code path in the model. Distances in one classifier's
+feature space are comparable only with each other, not with published FIDs.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdl_jax import models
+from gdl_jax.errors import ConfigError, DataError
+from gdl_jax.models.dense import Dense
+
+BATCH = 256  # images per compiled call (the last batch zero-padded)
+
+
+def penultimate(model: nn.Module, variables: dict, images: jax.Array) -> jax.Array:
+    """The input of the last Dense layer `model` applies to `images` (eval mode)."""
+    seen = []
+
+    def grab(next_fun, args, kwargs, context):
+        if isinstance(context.module, (Dense, nn.Dense)) and context.method_name == "__call__":
+            seen.append(args[0])
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(grab):
+        model.apply(variables, images, train=False)
+    if not seen:
+        raise ConfigError(f"{type(model).__name__} has no Dense layer to take features from")
+    return seen[-1].reshape(images.shape[0], -1)
+
+
+class ClassifierFeatures:
+    """features(images) -> (N, d): float images in [0, 1], NHWC of the classifier's input
+    shape (other sizes are resized bilinearly; the channel count must match)."""
+
+    def __init__(self, name: str, model: nn.Module, variables: dict, image_shape: tuple[int, int, int]):
+        self.name, self.image_shape = name, tuple(image_shape)
+        variables = jax.device_get(variables)
+        resize = lambda x: x if x.shape[1:] == self.image_shape else jax.image.resize(
+            x, (x.shape[0], *self.image_shape), "bilinear")
+        self._fn = jax.jit(lambda x: penultimate(model, variables, resize(x)))
+
+    @classmethod
+    def from_workdir(cls, workdir: str | os.PathLike) -> "ClassifierFeatures":
+        """The classifier trained in `workdir` (experiments.main with a classifier config), at its
+        latest checkpoint."""
+        from gdl_jax import api, parallel
+        from gdl_jax.train import runner
+
+        workdir = pathlib.Path(workdir)
+        config = api.read_config(workdir)
+        if config.get("task", "classifier") != "classifier":
+            raise ConfigError(f"{workdir} holds a {config.task!r} run; features need a classifier run "
+                              "(e.g. experiments/configs/cnn_cifar10.py or cnn_mnist.py)")
+        model = models.build(config.model.name, **{k: v for k, v in config.model.items() if k != "name"})
+        shape = runner.image_shape(config)
+        state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
+        return cls(f"{config.model.name} on {config.data.name} ({workdir.name}, step {int(state.step)})",
+                   model, state.variables(), shape)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images, np.float32)
+        if x.ndim != 4 or x.shape[-1] != self.image_shape[-1] or not len(x):
+            raise DataError(f"images must be (N, H, W, {self.image_shape[-1]}) for features of {self.name}; "
+                            f"got shape {x.shape}")
+        out = []
+        for start in range(0, len(x), BATCH):
+            chunk = x[start:start + BATCH]
+            padded = np.concatenate([chunk, np.zeros((BATCH - len(chunk), *chunk.shape[1:]), np.float32)])
+            out.append(np.asarray(self._fn(jnp.asarray(padded)))[:len(chunk)])
+        return np.concatenate(out)

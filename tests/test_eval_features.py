@@ -1,0 +1,103 @@
+"""Classifier features for the sample-quality metrics, from a tiny trained classifier run."""
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import train
+from gdl_jax import data as gdata
+from gdl_jax.errors import CheckpointError, ConfigError, DataError
+from gdl_jax.eval import features as gfeatures
+from gdl_jax.eval.quality import feature_metrics
+
+
+@pytest.fixture(scope="module")
+def classifier_run(cifar_dir, tmp_path_factory):
+    from experiments.configs.cnn_cifar10 import get_config
+
+    c = get_config()
+    c.data.data_dir = str(cifar_dir)
+    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=2, log_every_steps=10, checkpoint_every_steps=20,
+             eval_batch_size=16, num_prediction_examples=4)
+    workdir = tmp_path_factory.mktemp("classifier")
+    train.train_and_evaluate(c, workdir)
+    return workdir, gdata.load("cifar10", "test", str(cifar_dir))
+
+
+def test_features_are_the_input_of_the_last_dense(classifier_run):
+    workdir, test = classifier_run
+    extractor = gfeatures.ClassifierFeatures.from_workdir(workdir)
+    x = test.images[:300].astype(np.float32) / 255   # 40 test images: a zero-padded last batch
+    f = extractor(x)
+    assert f.shape == (len(x), 128) and extractor.image_shape == (32, 32, 3)
+    assert "cnn on cifar10" in extractor.name
+    # through the last layer's own params, the features give the model's logits
+    from gdl_jax import api, models, parallel
+    from gdl_jax.train import runner
+    config = api.read_config(workdir)
+    model = models.build("cnn")
+    state = runner.restore(config, workdir, model, (32, 32, 3), parallel.make_mesh())
+    logits = np.asarray(model.apply(state.variables(), x, train=False))
+    last = jax.device_get(state.params["Dense_1"])
+    np.testing.assert_allclose(f @ last["kernel"] + last["bias"], logits, rtol=1e-4, atol=1e-4)
+    # another size is resized to the classifier's input
+    assert extractor(x[:3, ::2, ::2]).shape == (3, 128)
+    with pytest.raises(DataError, match=r"images must be \(N, H, W, 3\)"):
+        extractor(x[..., :1])
+
+
+def test_feature_metrics_tell_real_from_noise(classifier_run):
+    workdir, test = classifier_run
+    extractor = gfeatures.ClassifierFeatures.from_workdir(workdir)
+    real = test.images.astype(np.float32) / 255
+    same = feature_metrics(extractor, real, real)
+    assert same["frechet_distance"] < 1e-3
+    assert (same["precision"], same["recall"]) == (1.0, 1.0)
+    noise = np.random.default_rng(0).uniform(size=real.shape).astype(np.float32)
+    far = feature_metrics(extractor, real, noise)
+    half = feature_metrics(extractor, real[::2], real[1::2])   # two halves of one data set
+    assert far["frechet_distance"] > 3 * half["frechet_distance"]
+    assert far["precision"] < half["precision"]
+
+
+def test_features_need_a_classifier_run(tmp_path, classifier_run):
+    with pytest.raises(CheckpointError, match="no config.json"):
+        gfeatures.ClassifierFeatures.from_workdir(tmp_path)
+    (tmp_path / "config.json").write_text('{"task": "vae", "model": {"name": "vae"}}')
+    with pytest.raises(ConfigError, match="features need a classifier run"):
+        gfeatures.ClassifierFeatures.from_workdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def mnist_classifier(mnist_dir, tmp_path_factory):
+    from experiments.configs.cnn_mnist import get_config
+
+    c = get_config()
+    c.data.data_dir = str(mnist_dir)
+    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=2, log_every_steps=10, checkpoint_every_steps=20,
+             eval_batch_size=16, num_prediction_examples=4)
+    workdir = tmp_path_factory.mktemp("mnist_classifier")
+    train.train_and_evaluate(c, workdir)
+    return workdir
+
+
+def _check_feature_metrics(m: dict, n: int) -> None:
+    assert m["features"].startswith("cnn on mnist")
+    assert m["real_images"] == m["generated_images"] == n
+    assert m["frechet_distance"] > 0 and 0 <= m["precision"] <= 1 and 0 <= m["recall"] <= 1
+
+
+def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_path):
+    from conftest import tiny_gan_config, write_quickdraw_cats
+
+    from experiments.configs import vae_mnist
+
+    c = vae_mnist.get_config()
+    c.data.data_dir = str(mnist_dir)
+    c.update(batch_size=16, num_epochs=1, steps_per_dispatch=2, log_every_steps=4, checkpoint_every_steps=8,
+             eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=20)
+    _check_feature_metrics(train.train_and_evaluate(c, tmp_path / "vae")["feature_metrics"], 20)
+
+    g = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
+    g.update(num_steps=4, quality_features=str(mnist_classifier), quality_samples=1000)
+    _check_feature_metrics(train.train_and_evaluate(g, tmp_path / "gan")["feature_metrics"], 40)  # every cat
