@@ -183,3 +183,44 @@ def test_unknown_compute_dtype_is_a_config_error(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match=r"compute_dtype must be one of \['float32', 'bfloat16'\], got 'float16'"):
         train.train_and_evaluate(tiny_config, tmp_path)
     assert not tmp_path.joinpath("config.json").exists()
+
+
+def _tensorboard_scalars(folder) -> tuple[dict[tuple[str, int], float], list[int]]:
+    """The scalars TensorBoard shows from the event files in `folder`: read in file order, with a
+    SessionLog START at step s (a resumed run's purge_step) hiding earlier events at steps >= s,
+    as TensorBoard does; and the steps of those STARTs. Parses the TFRecord framing directly
+    (length, crc, event, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    shown: dict[tuple[str, int], float] = {}
+    starts = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            if event.HasField("session_log") and event.session_log.status == event_pb2.SessionLog.START:
+                shown = {k: v for k, v in shown.items() if k[1] < event.step}
+                starts.append(event.step)
+            for value in event.summary.value:
+                shown[(value.tag, event.step)] = value.simple_value
+    return shown, starts
+
+
+def test_tensorboard_mirrors_the_metrics_log_across_a_resume(tiny_config, tmp_path):
+    tiny_config.num_epochs = 1
+    tiny_config.log_every_steps = 2     # records reach the logs every dispatch
+    with pytest.raises(Killed):
+        train.train_and_evaluate(tiny_config, tmp_path, hooks=[_kill_at(10)])
+    before, _ = _tensorboard_scalars(tmp_path / "tensorboard")
+    assert max(step for _, step in before) == 8        # logged past its last checkpoint (6): redone on resume
+    train.train_and_evaluate(tiny_config, tmp_path)
+    expected = {(f"{r['kind']}/{k}", r["step"]): v for r in read_jsonl(tmp_path / "metrics.jsonl")
+                for k, v in r.items() if k not in ("step", "kind")}
+    shown, starts = _tensorboard_scalars(tmp_path / "tensorboard")
+    assert starts == [7]                               # the resume hides the killed run's steps 7-8
+    assert shown.keys() == expected.keys() and {k for k, _ in shown} >= {"train/loss", "epoch/test_accuracy"}
+    assert all(shown[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())

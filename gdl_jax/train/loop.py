@@ -9,6 +9,7 @@ one dispatch ahead. Per-step metrics stay on device until a log point.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from typing import Any, Callable, Sequence
 
@@ -42,6 +43,11 @@ def make_dispatch(step_fn: StepFn, batch_fn: BatchFn, k: int) -> Callable:
         return state, jax.tree.map(lambda *xs: jnp.stack(xs), *per_step)
 
     return jax.jit(run, donate_argnums=0)
+
+
+def eta(steps_left: int, steps_per_s: float) -> str:
+    """Time left at this rate, as h:mm:ss."""
+    return str(datetime.timedelta(seconds=round(steps_left / max(steps_per_s, 1e-9))))
 
 
 @dataclasses.dataclass
@@ -114,10 +120,12 @@ class Loop:
             self.writer.write(records)
             epoch_records.extend(records)
             now = time.perf_counter()
-            rate = (records[-1]["step"] - step_last) / max(now - t_last, 1e-9)
-            logging.info("step %d/%d  %s  (%.1f steps/s)", records[-1]["step"], self.total_steps,
-                         "  ".join(f"{k} {v:.4f}" for k, v in records[-1].items()
-                                   if k not in ("step", "kind")), rate)
+            done = records[-1]["step"]
+            rate = (done - step_last) / max(now - t_last, 1e-9)
+            logging.info("step %d/%d (%.0f%%)  %s  (%.1f steps/s, %s left)", done, self.total_steps,
+                         100 * done / self.total_steps,
+                         "  ".join(f"{k} {v:.4f}" for k, v in records[-1].items() if k not in ("step", "kind")),
+                         rate, eta(self.total_steps - done, rate))
             t_last, step_last = now, records[-1]["step"]
 
         while step < self.total_steps:

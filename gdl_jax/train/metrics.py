@@ -1,10 +1,15 @@
-"""A JSON-lines metrics log: one record per train step, plus eval and summary records."""
+"""A JSON-lines metrics log: one record per train step, plus eval and summary records, mirrored
+as TensorBoard scalars (tensorboardX event files) for the usual viewer."""
 
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import pathlib
+import time
+
+import tensorboardX
 
 
 class JsonlWriter:
@@ -14,12 +19,19 @@ class JsonlWriter:
     On resume, `truncate_after(step)` drops records newer than the restored checkpoint, so a
     killed-and-resumed run leaves the same log as an uninterrupted one. With write_file=False
     (the other processes of a multi-host run) the file is only read, never written.
+
+    With `tensorboard_dir`, every numeric field of a record is also a scalar '<kind>/<field>'
+    at its step there; after a resume, TensorBoard hides the events a killed run logged past
+    the restored step (the writer's purge_step).
     """
 
-    def __init__(self, path: str | pathlib.Path, write_file: bool = True):
+    def __init__(self, path: str | pathlib.Path, write_file: bool = True,
+                 tensorboard_dir: str | pathlib.Path | None = None):
         self.path = pathlib.Path(path)
         self.records: list[dict] = []
         self._file = None
+        self._tensorboard_dir = tensorboard_dir if write_file else None
+        self._tensorboard: tensorboardX.SummaryWriter | None = None
         if write_file:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a")
@@ -36,21 +48,39 @@ class JsonlWriter:
                 f.writelines(json.dumps(r) + "\n" for r in self.records)
             os.replace(tmp, self.path)
             self._file = open(self.path, "a")
+        self._open_tensorboard(purge_step=step + 1 if step else None)
         return list(self.records)
+
+    def _open_tensorboard(self, purge_step: int | None = None) -> None:
+        if self._tensorboard_dir is not None and self._tensorboard is None:
+            # a file of its own per writer, in start order (a resume within the same second would
+            # otherwise reopen, and empty, the killed run's file)
+            self._tensorboard = tensorboardX.SummaryWriter(str(self._tensorboard_dir), purge_step=purge_step,
+                                                          flush_secs=30, filename_suffix=f".{time.time_ns()}")
 
     def write(self, records: list[dict]) -> None:
         self.records.extend(records)
         if self._file is not None:
             self._file.writelines(json.dumps(r) + "\n" for r in records)
+        self._open_tensorboard()
+        if self._tensorboard is not None:
+            for r in records:
+                for key, value in r.items():
+                    if key not in ("step", "kind") and isinstance(value, numbers.Real):
+                        self._tensorboard.add_scalar(f"{r['kind']}/{key}", value, r["step"])
 
     def flush(self) -> None:
         if self._file is not None:
             self._file.flush()
             os.fsync(self._file.fileno())
+        if self._tensorboard is not None:
+            self._tensorboard.flush()
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
 
     def __enter__(self) -> "JsonlWriter":
         return self

@@ -204,7 +204,8 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
         total_steps = config.get("num_steps") or feeder.steps_per_epoch * config.num_epochs
         with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
             restored = checkpointer.restore_latest(state)
-            with JsonlWriter(workdir / "metrics.jsonl", write_file=writes_files) as log:
+            with JsonlWriter(workdir / "metrics.jsonl", write_file=writes_files,
+                             tensorboard_dir=workdir / "tensorboard") as log:
                 history = log.truncate_after(int(restored.step) if restored is not None else 0)
                 if restored is not None:
                     state = restored
