@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
+from experiments.outputs import write_results  # noqa: E402
 from gdl_jax import data as gdata  # noqa: E402
 from gdl_jax import ops  # noqa: E402
 from gdl_jax.errors import GdlError  # noqa: E402
@@ -60,6 +61,7 @@ def main(argv):
     path = figures.filter_responses(grey, responses, ["horizontal edge filter", "vertical edge filter"],
                                     pathlib.Path(FLAGS.workdir) / "conv_edges.png")
     print(f"Fig 2-11 written to {path}")
+    write_results(FLAGS.workdir, {"fig_2_10": [round(float(pos), 4), round(float(neg), 4)]})
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ def classifier_config(model: str, figure: str) -> ml_collections.ConfigDict:
     })
     c.batch_size = 32
     c.num_epochs = 10
+    c.num_steps = 0              # > 0: train this many steps instead of num_epochs epochs
     c.optimizer = "adam"
     c.optimizer_kwargs = {"b1": 0.9, "b2": 0.999, "eps": 1e-8}   # optax's Adam defaults (Keras' eps: 1e-7)
     c.learning_rate = 5e-4

@@ -55,7 +55,8 @@ class Loop:
     """Runs `step_fn` from state.step to `total_steps` on the batches of `feeder`.
 
     A dispatch never crosses an epoch end or a checkpoint step. on_epoch_end(state, epoch,
-    train_means) returns extra metrics (e.g. test accuracy).
+    train_means) returns extra metrics (e.g. test accuracy); it also runs at the last step when
+    that ends an epoch early, so every run ends evaluated.
     hooks(step, state) run on the host after each dispatch.
     """
     step_fn: StepFn
@@ -144,7 +145,8 @@ class Loop:
                 if pending_steps >= self.log_every_steps:
                     flush()
             flush()
-            if step % self.steps_per_epoch == 0 and epoch_records:
+            # an epoch's end, or the run's end within an epoch (a num_steps run): evaluated
+            if (step % self.steps_per_epoch == 0 or step == self.total_steps) and epoch_records:
                 means = {k: float(np.mean([r[k] for r in epoch_records]))
                          for k in epoch_records[-1] if k not in ("step", "kind")}
                 extra = self.on_epoch_end(state, epoch, means) if self.on_epoch_end else {}

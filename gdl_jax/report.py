@@ -1,0 +1,207 @@
+"""Runs a list of experiment rows, each a command in its own process, and writes one report.
+
+A row is one reproduced result: the binary and flags that make it, the book's numbers, and which
+fields of its results.json are ours. Each row runs as `python -m <module> <flags>` with its own
+workdir (rows/<name>/), so a crash or a bad flag fails that row only; the report marks it failed
+with the end of its log and the other rows still run. Progress (which row, the child's own step
+and time-left lines, the whole run's time left) goes to stderr while it runs; report.md (figures
+embedded) and report.json are rewritten after every row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any, Sequence
+
+from gdl_jax import hardware
+from gdl_jax.errors import ConfigError
+
+LOG_TAIL = 20  # lines of a failed row's log in the report
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One of our numbers: `key` a dotted path into results.json, `fmt` a format spec."""
+    label: str
+    key: str
+    fmt: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """name: unique, used for its workdir; ids: the SPEC rows it reproduces (e.g. ('1.2', '1.3'));
+    args: flags of `module`, where '{workdir}' is this row's workdir and '{<row name>}' another
+    row's (a row in `needs`, run first); quick: flags appended under the quick preset."""
+    name: str
+    ids: tuple[str, ...]
+    title: str
+    module: str
+    args: tuple[str, ...]
+    book: str
+    fields: tuple[Field, ...]
+    quick: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+
+
+def lookup(results: dict, key: str) -> Any:
+    """results[a][b]... for key 'a.b...'; None where missing."""
+    value: Any = results
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def select(rows: Sequence[Row], only: Sequence[str]) -> list[Row]:
+    """The rows whose ids or names are in `only` (every row if empty) and the rows they need, in
+    table order; an unknown id is a ConfigError naming the valid ones."""
+    if not only:
+        return list(rows)
+    known = {i for r in rows for i in r.ids} | {r.name for r in rows}
+    unknown = [o for o in only if o not in known]
+    if unknown:
+        ids = sorted({i for r in rows for i in r.ids}, key=lambda s: [int(p) for p in s.split(".")])
+        raise ConfigError(f"unknown row id(s) {', '.join(unknown)}; valid: {', '.join(ids)}")
+    chosen = {r.name for r in rows if r.name in only or set(r.ids) & set(only)}
+    by_name = {r.name: r for r in rows}
+    stack = list(chosen)
+    while stack:
+        for need in by_name[stack.pop()].needs:
+            if need not in chosen:
+                chosen.add(need)
+                stack.append(need)
+    return [r for r in rows if r.name in chosen]
+
+
+def command(row: Row, preset: str, workdirs: dict[str, pathlib.Path], failed: set[str]) -> list[str]:
+    """The row's command line; a flag naming a failed row's workdir is dropped."""
+    args = list(row.args) + (list(row.quick) if preset == "quick" else [])
+    out = [sys.executable, "-m", row.module]
+    for arg in args:
+        if any("{" + f + "}" in arg for f in failed):
+            continue
+        for name, path in {**workdirs, "workdir": workdirs[row.name]}.items():
+            arg = arg.replace("{" + name + "}", str(path))
+        out.append(arg)
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=round(seconds)))
+
+
+def run(rows: Sequence[Row], preset: str, output_dir: str | os.PathLike, env: dict[str, str] | None = None,
+        echo: bool = True) -> dict:
+    """Runs `rows` in order and writes output_dir/report.md and report.json; returns the report."""
+    out = pathlib.Path(output_dir)
+    workdirs = {r.name: (out / "rows" / r.name).resolve() for r in rows}
+    report = {"preset": preset, "started": datetime.datetime.now().isoformat(timespec="seconds"),
+              "machine": hardware.device_model(), "rows": []}
+    failed: set[str] = set()
+    t_start = time.perf_counter()
+    for i, row in enumerate(rows):
+        done = time.perf_counter() - t_start
+        left = f", about {_duration(done / i * (len(rows) - i))} left" if i else ""
+        print(f"[{i + 1}/{len(rows)}] {row.name}: {row.title} ({_duration(done)} elapsed{left})",
+              file=sys.stderr, flush=True)
+        report["rows"].append(run_row(row, command(row, preset, workdirs, failed), workdirs[row.name],
+                                      [n for n in row.needs if n in failed], env, echo))
+        if report["rows"][-1]["status"] != "ok":
+            failed.add(row.name)
+        report["wall_s"] = time.perf_counter() - t_start
+        write(report, out)
+    return report
+
+
+def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
+            env: dict[str, str] | None, echo: bool) -> dict:
+    """Runs one row's command to the end (its output to workdir/log.txt and, with echo, stderr)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
+             "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
+    if missing:
+        entry["note"] = f"without the features of failed row(s) {', '.join(missing)}"
+    t0 = time.perf_counter()
+    lines: list[str] = []
+    with open(workdir / "log.txt", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, **(env or {})})
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                lines.append(line.rstrip("\n"))
+                if echo:
+                    print(f"  {row.name}| {line}", end="", file=sys.stderr, flush=True)
+            code = proc.wait()
+        finally:   # interrupted (Ctrl-C): the row's process goes too (it resumes from its checkpoint)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    entry["wall_s"] = time.perf_counter() - t0
+    results_path = workdir / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() and not code else {}
+    entry["status"] = "ok" if code == 0 else "failed"
+    if code:
+        entry["error"] = f"exit status {code}"
+        entry["log_tail"] = lines[-LOG_TAIL:]
+    entry["ours"] = {f.label: lookup(results, f.key) for f in row.fields}
+    entry["fmt"] = {f.label: f.fmt for f in row.fields}
+    entry["metrics"] = {k: v for k, v in results.items()
+                        if k in ("feature_metrics", "test_bits_per_dim", "test_elbo_nats")}
+    entry["figures"] = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*.png"))
+    return entry
+
+
+def _show(value: Any, fmt: str) -> str:
+    if value is None:
+        return "-"
+    try:
+        return format(value, fmt)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def markdown(report: dict, out: pathlib.Path) -> str:
+    """The report as markdown, figures embedded by paths relative to `out`."""
+    ok = sum(r["status"] == "ok" for r in report["rows"])
+    lines = [f"# gdl_jax reproduction report ({report['preset']} preset)", "",
+             f"Started {report['started']} on {report['machine']}; {ok} of {len(report['rows'])} rows ok, "
+             f"{_duration(report.get('wall_s', 0))} in all.", "",
+             "| rows | result | status | wall | book | ours |", "|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        ours = "; ".join(f"{k} {_show(v, r['fmt'][k])}" for k, v in r["ours"].items())
+        lines.append(f"| {', '.join(r['ids']) or '-'} | {r['title']} | {r['status']} | {_duration(r['wall_s'])} | "
+                     f"{r['book']} | {ours} |")
+    for r in report["rows"]:
+        lines += ["", f"## {', '.join(r['ids']) or r['name']}: {r['title']}", "", f"`{r['command']}`", "",
+                  f"Status: {r['status']}, {_duration(r['wall_s'])}." + (f" ({r['note']})" if "note" in r else "")]
+        if r["status"] != "ok":
+            lines += ["", f"{r['error']}; the end of its log:", "", "```", *r["log_tail"], "```"]
+        fm = r["metrics"].get("feature_metrics")
+        if fm:
+            lines += ["", f"Sample quality in the features of {fm['features']}: Frechet distance "
+                      f"{fm['frechet_distance']:.4g}, precision {fm['precision']:.3f}, recall {fm['recall']:.3f} "
+                      f"(k = {fm['k']}; {fm['generated_images']} generated against {fm['real_images']} real images)."]
+        if r["metrics"].get("test_bits_per_dim") is not None:
+            lines += ["", f"ELBO {r['metrics']['test_elbo_nats']:.2f} nats, "
+                      f"{r['metrics']['test_bits_per_dim']:.4f} bits/dim (held out)."]
+        rel = pathlib.Path(r["workdir"]).relative_to(out.resolve())
+        lines += ["", *[f"![{f}]({(rel / f).as_posix()})" for f in r["figures"]]]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict, out: pathlib.Path) -> None:
+    """report.json and report.md under `out`, each replaced atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("report.json", json.dumps(report, indent=2) + "\n"), ("report.md", markdown(report, out))):
+        tmp = out / f"{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)

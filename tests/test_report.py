@@ -1,0 +1,83 @@
+"""The reproduction report: row selection, failure isolation, the markdown and JSON it writes."""
+
+import json
+import sys
+import textwrap
+
+import pytest
+
+from gdl_jax import report
+from gdl_jax.errors import ConfigError
+from gdl_jax.report import Field, Row
+
+FAKE = textwrap.dedent('''
+    """A stand-in experiment binary: writes results.json and a figure, or fails."""
+    import json, pathlib, sys
+    args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+    workdir = pathlib.Path(args["workdir"])
+    print("step 1/1 of", args.get("name"))
+    if args.get("fail") == "1":
+        sys.exit("error: this row's data is missing")
+    results = {"value": float(args["value"]), "nested": {"n": 7}, "source": args.get("source", "none")}
+    if "value2" in args:
+        results["feature_metrics"] = {"features": "cnn on mnist", "frechet_distance": 1.25, "precision": 0.5,
+                                      "recall": 0.25, "k": 3, "real_images": 10, "generated_images": 10}
+    (workdir / "results.json").write_text(json.dumps(results))
+    (workdir / "fig.png").write_bytes(b"png")
+''')
+
+
+def _rows():
+    fields = (Field("value", "value", ".2f"), Field("n", "nested.n"), Field("from", "source"))
+    return (
+        Row("a", ("1.1",), "first", "fake_row", ("--workdir={workdir}", "--value=1.5"), "book 1.5", fields),
+        Row("b", ("1.2", "1.3"), "fails", "fake_row", ("--workdir={workdir}", "--fail=1"), "book 2", fields),
+        Row("c", ("2.1",), "needs b", "fake_row", ("--workdir={workdir}", "--value=3", "--source={b}"),
+            "book 3", fields, needs=("b",)),
+        Row("d", ("2.2",), "needs a", "fake_row", ("--workdir={workdir}", "--value=4", "--source={a}", "--value2=1"),
+            "book 4", fields, quick=("--value=0.5",), needs=("a",)),
+    )
+
+
+def test_select_adds_needed_rows_and_rejects_unknown_ids():
+    rows = _rows()
+    assert [r.name for r in report.select(rows, [])] == ["a", "b", "c", "d"]
+    assert [r.name for r in report.select(rows, ["2.2"])] == ["a", "d"]
+    assert [r.name for r in report.select(rows, ["1.3", "a"])] == ["a", "b"]
+    with pytest.raises(ConfigError, match=r"unknown row id\(s\) 9.9; valid: 1.1, 1.2, 1.3, 2.1, 2.2"):
+        report.select(rows, ["2.1", "9.9"])
+
+
+def test_a_failed_row_is_reported_and_the_rest_still_run(tmp_path):
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_row.py").write_text(FAKE)
+    out = tmp_path / "out"
+    got = report.run(_rows(), "quick", out, env={"PYTHONPATH": str(tmp_path / "mods")}, echo=False)
+    rows = {r["name"]: r for r in got["rows"]}
+    assert [r["status"] for r in got["rows"]] == ["ok", "failed", "ok", "ok"]
+    assert rows["a"]["ours"] == {"value": 1.5, "n": 7, "from": "none"}
+    assert rows["b"]["error"] == "exit status 1" and rows["b"]["log_tail"][-1] == "error: this row's data is missing"
+    # c needs the failed b: run without the flag that names b's workdir, and says so
+    assert rows["c"]["ours"]["from"] == "none" and "failed row(s) b" in rows["c"]["note"]
+    # d: the quick flags come last (value 0.5), and {a} is a's workdir
+    assert rows["d"]["ours"] == {"value": 0.5, "n": 7, "from": str((out / "rows" / "a").resolve())}
+    assert rows["d"]["metrics"]["feature_metrics"]["frechet_distance"] == 1.25
+    assert rows["a"]["figures"] == ["fig.png"] and rows["a"]["command"].startswith("python -m fake_row --workdir=")
+    assert (out / "rows" / "b" / "log.txt").read_text().startswith("step 1/1")
+    assert json.loads((out / "report.json").read_text()) == got
+    md = (out / "report.md").read_text()
+    assert "3 of 4 rows ok" in md and "| 1.2, 1.3 | fails | failed |" in md
+    assert "| 1.1 | first | ok |" in md and "value 1.50; n 7; from none |" in md
+    assert "error: this row's data is missing" in md
+    assert "Frechet distance 1.25, precision 0.500, recall 0.250" in md
+    assert "![fig.png](rows/a/fig.png)" in md and (out / "rows/a/fig.png").is_file()
+
+
+def test_reproduce_binary_rejects_an_unknown_row_id(tmp_path):
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--only=2.3,7.7",
+                           f"--output_dir={tmp_path}"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "unknown row id(s) 7.7; valid: 1.1, 1.2" in proc.stderr
+    assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
