@@ -72,7 +72,7 @@ def test_bad_vae_settings(mnist_dir, tmp_path):
     with pytest.raises(ConfigError, match="unknown task 'diffusion'"):
         train.train_and_evaluate(config, tmp_path)
     config.task = "gan"   # a VAE config run as a GAN: the keys it lacks, named
-    with pytest.raises(ConfigError, match="a gan config needs num_steps, d_learning_rate"):
+    with pytest.raises(ConfigError, match="a gan config needs d_learning_rate, g_learning_rate"):
         train.train_and_evaluate(config, tmp_path)
 
 

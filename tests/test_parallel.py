@@ -135,8 +135,11 @@ def test_two_processes_train_in_lockstep_and_only_process_0_writes(tiny_config, 
     for key in ("d_loss", "g_loss", "d_acc_real"):
         np.testing.assert_allclose(gan["results"]["last_100_steps"][key], one["gan"]["last_100_steps"][key],
                                    rtol=1e-3, atol=1e-5, err_msg=key)
-    files = lambda d: {str(f.relative_to(d)) for f in d.rglob("*") if f.is_file() and "checkpoints" not in f.parts}
-    assert files(tmp_path / "mh_gan") == files(tmp_path / "one_gan")   # every figure, snapshot, result
+    # every figure, snapshot, result, one TensorBoard file (named by its start time)
+    files = lambda d: {"tensorboard/<events>" if f.parent.name == "tensorboard" else str(f.relative_to(d))
+                       for f in d.rglob("*") if f.is_file() and "checkpoints" not in f.parts}
+    assert files(tmp_path / "mh_gan") == files(tmp_path / "one_gan")
+    assert len(list((tmp_path / "mh_gan" / "tensorboard").iterdir())) == 1
     assert {"results.json", "samples/target_8.npz", "quality/step_12.json"} <= set(gan["writes"])
     records = read_jsonl(tmp_path / "mh_gan" / "metrics.jsonl")
     assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, gan_config.num_steps + 1))
