@@ -9,11 +9,14 @@ def _main(config: str, *flags_: str) -> tuple[str, ...]:
     return ("--config=experiments/configs/" + config, "--workdir={workdir}", *flags_)
 
 
-# 10,000 examples: enough steps (312) for BatchNorm's running statistics (momentum 0.99) to forget their start
-CLASSIFIER_QUICK = ("--config.num_epochs=1", "--config.data.train_subset=10000", "--config.log_every_steps=100")
-DIGITS_QUICK = ("--config.num_epochs=1", "--config.data.train_subset=2000", "--config.quality_samples=500")
+# One step per dispatch: an unrolled dispatch of k steps takes about k times as long to compile,
+# which is most of a short run. 10,000 examples: enough steps (312) for BatchNorm's running
+# statistics (momentum 0.99) to forget their start.
+ONE = "--config.steps_per_dispatch=1"
+CLASSIFIER_QUICK = (ONE, "--config.num_epochs=1", "--config.data.train_subset=10000", "--config.log_every_steps=100")
+DIGITS_QUICK = (ONE, "--config.num_epochs=1", "--config.data.train_subset=2000", "--config.quality_samples=500")
 def _gan_quick(steps: int, *extra: str) -> tuple[str, ...]:
-    return (f"--config.num_steps={steps}", f"--config.checkpoint_every_steps={steps}",
+    return (ONE, f"--config.num_steps={steps}", f"--config.checkpoint_every_steps={steps}",
             f"--config.log_every_steps={max(1, steps // 3)}", f"--config.analysis.sample_steps=({steps // 3},{steps})",
             f"--config.analysis.quality_every_steps={max(1, steps // 3)}", "--config.quality_samples=300", *extra)
 
@@ -63,7 +66,8 @@ ROWS = (
         _main("vae_faces_offline.py"), "encoder 1,732,944 + decoder 917,123 params; ~5 epochs",
         (Field("params", "params", ","), Field("test MSE", "test_mse", ".4f"),
          Field("bits/dim", "test_bits_per_dim", ".3f")),
-        quick=("--config.num_steps=30", "--config.data.eval_examples=100", "--config.analysis.attribute_examples=300",
+        quick=(ONE, "--config.num_steps=30", "--config.data.eval_examples=100",
+               "--config.analysis.attribute_examples=300",
                "--config.log_every_steps=10")),
     Row("gan", ("4.1", "4.2"), "GAN on Quick Draw (Fig 4-8..4-10)", "experiments.main",
         _main("gan_quickdraw.py", "--config.quality_features={features.mnist}"),

@@ -17,7 +17,7 @@ def classifier_run(cifar_dir, tmp_path_factory):
 
     c = get_config()
     c.data.data_dir = str(cifar_dir)
-    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=2, log_every_steps=10, checkpoint_every_steps=20,
+    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=1, log_every_steps=10, checkpoint_every_steps=20,
              eval_batch_size=16, num_prediction_examples=4)
     workdir = tmp_path_factory.mktemp("classifier")
     train.train_and_evaluate(c, workdir)
@@ -74,7 +74,7 @@ def mnist_classifier(mnist_dir, tmp_path_factory):
 
     c = get_config()
     c.data.data_dir = str(mnist_dir)
-    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=2, log_every_steps=10, checkpoint_every_steps=20,
+    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=1, log_every_steps=10, checkpoint_every_steps=20,
              eval_batch_size=16, num_prediction_examples=4)
     workdir = tmp_path_factory.mktemp("mnist_classifier")
     train.train_and_evaluate(c, workdir)
@@ -94,10 +94,10 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
 
     c = vae_mnist.get_config()
     c.data.data_dir = str(mnist_dir)
-    c.update(batch_size=16, num_epochs=1, steps_per_dispatch=2, log_every_steps=4, checkpoint_every_steps=8,
+    c.update(batch_size=16, num_epochs=1, steps_per_dispatch=1, log_every_steps=4, checkpoint_every_steps=8,
              eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=20)
     _check_feature_metrics(train.train_and_evaluate(c, tmp_path / "vae")["feature_metrics"], 20)
 
     g = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
-    g.update(num_steps=4, quality_features=str(mnist_classifier), quality_samples=1000)
+    g.update(num_steps=4, steps_per_dispatch=1, quality_features=str(mnist_classifier), quality_samples=1000)
     _check_feature_metrics(train.train_and_evaluate(g, tmp_path / "gan")["feature_metrics"], 40)  # every cat
