@@ -102,7 +102,7 @@ def run(rows: Sequence[Row], preset: str, output_dir: str | os.PathLike, env: di
         echo: bool = True) -> dict:
     """Runs `rows` in order and writes output_dir/report.md and report.json; returns the report."""
     out = pathlib.Path(output_dir)
-    workdirs = {r.name: (out / "rows" / r.name).resolve() for r in rows}
+    workdirs = {r.name: out / "rows" / r.name for r in rows}   # as given: relative to the cwd rows run in
     report = {"preset": preset, "started": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": hardware.device_model(), "rows": []}
     failed: set[str] = set()
@@ -193,7 +193,7 @@ def markdown(report: dict, out: pathlib.Path) -> str:
         if r["metrics"].get("test_bits_per_dim") is not None:
             lines += ["", f"ELBO {r['metrics']['test_elbo_nats']:.2f} nats, "
                       f"{r['metrics']['test_bits_per_dim']:.4f} bits/dim (held out)."]
-        rel = pathlib.Path(r["workdir"]).relative_to(out.resolve())
+        rel = pathlib.Path(os.path.relpath(r["workdir"], out))
         lines += ["", *[f"![{f}]({(rel / f).as_posix()})" for f in r["figures"]]]
     return "\n".join(lines) + "\n"
 

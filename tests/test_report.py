@@ -60,7 +60,7 @@ def test_a_failed_row_is_reported_and_the_rest_still_run(tmp_path):
     # c needs the failed b: run without the flag that names b's workdir, and says so
     assert rows["c"]["ours"]["from"] == "none" and "failed row(s) b" in rows["c"]["note"]
     # d: the quick flags come last (value 0.5), and {a} is a's workdir
-    assert rows["d"]["ours"] == {"value": 0.5, "n": 7, "from": str((out / "rows" / "a").resolve())}
+    assert rows["d"]["ours"] == {"value": 0.5, "n": 7, "from": str(out / "rows" / "a")}
     assert rows["d"]["metrics"]["feature_metrics"]["frechet_distance"] == 1.25
     assert rows["a"]["figures"] == ["fig.png"] and rows["a"]["command"].startswith("python -m fake_row --workdir=")
     assert (out / "rows" / "b" / "log.txt").read_text().startswith("step 1/1")
