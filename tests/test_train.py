@@ -50,14 +50,27 @@ def test_same_seed_same_numbers(tiny_config, tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
+    """Also the TensorBoard mirror of the log: it shows the same numbers as metrics.jsonl, with
+    the killed run's steps past its checkpoint hidden by the resumed run's purge marker."""
+    tiny_config.log_every_steps = 2     # records reach the logs every dispatch
     whole = train.train_and_evaluate(tiny_config, tmp_path / "whole")
-    # Die at step 10 of 80: the last checkpoint is step 6, steps 7-10 are lost and redone.
+    # Die at step 10 of 80: the last checkpoint is step 6, steps 7-10 are lost and redone
+    # (7-8 were already logged).
     with pytest.raises(Killed):
         train.train_and_evaluate(tiny_config, tmp_path / "killed", hooks=[_kill_at(10)])
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["6"]
+    assert read_jsonl(tmp_path / "killed" / "metrics.jsonl")[-1]["step"] == 8
+    before, _ = _tensorboard_scalars(tmp_path / "killed" / "tensorboard")
+    assert max(step for _, step in before) == 8
     resumed = train.train_and_evaluate(tiny_config, tmp_path / "killed")
     assert resumed == whole
-    assert read_jsonl(tmp_path / "killed" / "metrics.jsonl") == read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    records = read_jsonl(tmp_path / "killed" / "metrics.jsonl")
+    assert records == read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+    expected = {(f"{r['kind']}/{k}", r["step"]): v for r in records for k, v in r.items() if k not in ("step", "kind")}
+    shown, starts = _tensorboard_scalars(tmp_path / "killed" / "tensorboard")
+    assert starts == [7]                               # the resume hides the killed run's steps 7-8
+    assert shown.keys() == expected.keys() and {k for k, _ in shown} >= {"train/loss", "epoch/test_accuracy"}
+    assert all(shown[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())
 
 
 def test_finished_run_can_be_extended(tiny_config, tmp_path):
@@ -208,19 +221,3 @@ def _tensorboard_scalars(folder) -> tuple[dict[tuple[str, int], float], list[int
             for value in event.summary.value:
                 shown[(value.tag, event.step)] = value.simple_value
     return shown, starts
-
-
-def test_tensorboard_mirrors_the_metrics_log_across_a_resume(tiny_config, tmp_path):
-    tiny_config.num_epochs = 1
-    tiny_config.log_every_steps = 2     # records reach the logs every dispatch
-    with pytest.raises(Killed):
-        train.train_and_evaluate(tiny_config, tmp_path, hooks=[_kill_at(10)])
-    before, _ = _tensorboard_scalars(tmp_path / "tensorboard")
-    assert max(step for _, step in before) == 8        # logged past its last checkpoint (6): redone on resume
-    train.train_and_evaluate(tiny_config, tmp_path)
-    expected = {(f"{r['kind']}/{k}", r["step"]): v for r in read_jsonl(tmp_path / "metrics.jsonl")
-                for k, v in r.items() if k not in ("step", "kind")}
-    shown, starts = _tensorboard_scalars(tmp_path / "tensorboard")
-    assert starts == [7]                               # the resume hides the killed run's steps 7-8
-    assert shown.keys() == expected.keys() and {k for k, _ in shown} >= {"train/loss", "epoch/test_accuracy"}
-    assert all(shown[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())
