@@ -11,8 +11,10 @@ held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the 
 - both: held-out MSE, the VAE's ELBO in nats and bits per dimension, how Gaussian the held-out
   codes are (faces: z sampled from q(z|x), first 50 dimensions), and `latents.npz` (the codes'
   bounding box; the faces' 40 attribute vectors), which `gdl_jax.load` reads;
-- with config.quality_features (a classifier run), the Frechet distance, precision and recall of
-  config.quality_samples decoded random points against as many held-out images in its feature space.
+- digits: the novelty of config.quality_samples decoded random points (gdl_jax.eval.novelty: their
+  nearest-training-image L1 distance against held-out digits'); with config.quality_features (a
+  classifier run), their Frechet distance, precision and recall against as many held-out images
+  in its feature space.
 """
 
 from __future__ import annotations
@@ -160,12 +162,17 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
         out = analyze_faces(trained, config, train, test, test_attributes > 0, z, log_var, workdir, latents)
     else:
         out = analyze_digits(trained, config, test, z, workdir)
-    if config.quality_features:   # samples as the book draws them (gdl_jax.eval.sample_latents)
+    in_memory = isinstance(train, gdata.ArrayData)   # digits: rule 2 against the whole training set
+    if in_memory or config.quality_features:
+        # samples as the book draws them (gdl_jax.eval.sample_latents) against as many held-out images
         n = min(config.quality_samples, len(test))
         rng = np.random.default_rng(config.seed)
         fake = trained.decode(geval.sample_latents(rng, z, trained.variational, n))
-        real = test.images[rng.choice(len(test), n, replace=False)] / 255.0
-        out["feature_metrics"] = quality.metrics_for(config.quality_features, real, fake)
+        real = test.images[rng.choice(len(test), n, replace=False)]
+        if in_memory:
+            out["novelty"] = geval.novelty(fake, train.images, real, scale=1 / 255)
+        if config.quality_features:
+            out["feature_metrics"] = quality.metrics_for(config.quality_features, real / 255.0, fake)
     if parallel.is_writer():
         tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
         np.savez(tmp, **latents)

@@ -96,7 +96,12 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     c.data.data_dir = str(mnist_dir)
     c.update(batch_size=16, num_epochs=1, steps_per_dispatch=1, log_every_steps=4, checkpoint_every_steps=8,
              eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=20)
-    _check_feature_metrics(train.train_and_evaluate(c, tmp_path / "vae")["feature_metrics"], 20)
+    vae = train.train_and_evaluate(c, tmp_path / "vae")
+    _check_feature_metrics(vae["feature_metrics"], 20)
+    nov = vae["novelty"]
+    assert nov["nearest_l1_samples"] > 0
+    # the tiny digits repeat (a bar at one of 10 places): held-out ones can all be in the training set
+    assert nov["ratio"] is None if nov["nearest_l1_held_out"] == 0 else nov["ratio"] > 0
 
     g = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     g.update(num_steps=4, steps_per_dispatch=1, quality_features=str(mnist_classifier), quality_samples=1000)

@@ -113,3 +113,20 @@ def test_precision_recall_bad_input():
         pr.precision_recall(x, np.zeros((10, 4), np.float32))
     with pytest.raises(ConfigError, match="k must be in"):
         pr.precision_recall(x, x, k=10)
+
+
+def test_novelty_tells_copies_from_new_images():
+    from gdl_jax.eval import novelty
+
+    rng = np.random.default_rng(6)
+    train = rng.integers(0, 256, (300, 6, 6, 1), dtype=np.uint8)
+    held_out = rng.integers(0, 256, (100, 6, 6, 1), dtype=np.uint8)
+    fresh = rng.integers(0, 256, (100, 6, 6, 1), dtype=np.uint8) / 255.0      # new draws from the data's law
+    copies = train[:100] / 255.0 + rng.normal(0, 0.01, (100, 6, 6, 1))         # training images, barely changed
+    new = novelty(fresh, train, held_out, scale=1 / 255)
+    copied = novelty(copies, train, held_out, scale=1 / 255)
+    assert 0.9 < new["ratio"] < 1.1 and new["copies"] < 0.05
+    assert copied["ratio"] < 0.1 and copied["copies"] == 1.0
+    # the held-out baseline by hand: each held-out image's nearest training image, mean L1
+    d = np.abs(held_out[:, None].astype(float) - train[None].astype(float)).mean((2, 3, 4)) / 255
+    assert new["nearest_l1_held_out"] == pytest.approx(d.min(1).mean(), rel=1e-5)
