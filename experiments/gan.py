@@ -258,11 +258,13 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
     real = reference_images(config, train_images)
     many = np.asarray(generate(state.generator, quality_latents(config)))[:len(real)]
     figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / a.grid_png)
-    n = min(config.quality_samples, len(train_images))
-    chosen = np.random.default_rng(config.seed).choice(len(train_images), n, replace=False)
-    z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 2), (n, config.z_dim))
-    quality_metrics = quality.metrics_for(config.quality_features, train_images[chosen] / 255.0,
-                                          to_unit(generate(state.generator, z)))
+    quality_metrics = {}
+    if config.quality_features:
+        n = min(config.quality_samples, len(train_images))
+        chosen = np.random.default_rng(config.seed).choice(len(train_images), n, replace=False)
+        z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 2), (n, config.z_dim))
+        quality_metrics = quality.metrics_for(config.quality_features, train_images[chosen] / 255.0,
+                                              to_unit(generate(state.generator, z)))
     tracking = {}
     measured = read_quality(workdir)
     if measured and a.get("quality_every_steps"):

@@ -11,16 +11,20 @@ from gdl_jax.eval import features as gfeatures
 from gdl_jax.eval.quality import feature_metrics
 
 
+def _train_classifier(config, data_dir, workdir):
+    """config (a classifier config) trained for one tiny epoch on the data in data_dir."""
+    config.data.data_dir = str(data_dir)
+    config.update(batch_size=8, num_epochs=1, steps_per_dispatch=1, log_every_steps=10, checkpoint_every_steps=20,
+                  eval_batch_size=16, num_prediction_examples=4)
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
 @pytest.fixture(scope="module")
 def classifier_run(cifar_dir, tmp_path_factory):
     from experiments.configs.cnn_cifar10 import get_config
 
-    c = get_config()
-    c.data.data_dir = str(cifar_dir)
-    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=1, log_every_steps=10, checkpoint_every_steps=20,
-             eval_batch_size=16, num_prediction_examples=4)
-    workdir = tmp_path_factory.mktemp("classifier")
-    train.train_and_evaluate(c, workdir)
+    workdir = _train_classifier(get_config(), cifar_dir, tmp_path_factory.mktemp("classifier"))
     return workdir, gdata.load("cifar10", "test", str(cifar_dir))
 
 
@@ -72,13 +76,7 @@ def test_features_need_a_classifier_run(tmp_path, classifier_run):
 def mnist_classifier(mnist_dir, tmp_path_factory):
     from experiments.configs.cnn_mnist import get_config
 
-    c = get_config()
-    c.data.data_dir = str(mnist_dir)
-    c.update(batch_size=8, num_epochs=1, steps_per_dispatch=1, log_every_steps=10, checkpoint_every_steps=20,
-             eval_batch_size=16, num_prediction_examples=4)
-    workdir = tmp_path_factory.mktemp("mnist_classifier")
-    train.train_and_evaluate(c, workdir)
-    return workdir
+    return _train_classifier(get_config(), mnist_dir, tmp_path_factory.mktemp("mnist_classifier"))
 
 
 def _check_feature_metrics(m: dict, n: int) -> None:

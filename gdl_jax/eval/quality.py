@@ -13,9 +13,7 @@ from gdl_jax.eval.precision_recall import precision_recall
 
 def metrics_for(feature_workdir: str, real: np.ndarray, fake: np.ndarray) -> dict:
     """feature_metrics with the features of the classifier trained in `feature_workdir` (a
-    trainer's config.quality_features); {} when it is ''."""
-    if not feature_workdir:
-        return {}
+    trainer's config.quality_features)."""
     from gdl_jax.eval.features import ClassifierFeatures
     return feature_metrics(ClassifierFeatures.from_workdir(feature_workdir), real, fake)
 
