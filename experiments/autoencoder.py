@@ -45,6 +45,7 @@ EVAL_SEED = 1234  # the fixed key for the VAE's held-out z samples
 NUM_SAMPLES = 500  # random latent points decoded and scored per digits analysis
 ALPHAS = (-3, -2, -1, 0, 1, 2, 3)  # Fig 3-21
 NUM_HISTOGRAM_DIMS = 50  # Fig 3-19
+SCATTER_POINTS = 5000  # encoded test digits saved in latents.npz for a 2-D latent plane
 
 
 def _steps(config):
@@ -158,6 +159,8 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
     else:
         z = trained.encode(test.images)
     latents = {"z_min": z.min(0), "z_max": z.max(0)}
+    if z.shape[1] == 2:   # the latent plane's scatter (experiments.explore)
+        latents.update(scatter_z=z[:SCATTER_POINTS], scatter_labels=test.labels[:SCATTER_POINTS])
     if is_faces(config):
         out = analyze_faces(trained, config, train, test, test_attributes > 0, z, log_var, workdir, latents)
     else:

@@ -120,26 +120,32 @@ class _FacesVAE(nn.Module):
 
 
 class _GAN(nn.Module):
-    """The book's GANs: the Quick Draw GAN (Fig 4-4, 4-5: ReLU, Dropout 0.4, nearest UpSampling +
-    5x5 convs, BatchNorm momentum 0.9) or, with `faces`, the WGAN-GP's 64x64 critic and generator
-    (LeakyReLU 0.2, no dropout, stride-2 ConvTranspose2d). Padding 2 (and output_padding 1) gives
-    Keras' 'same' shapes."""
+    """The book's GANs: the Quick Draw GAN ('quickdraw', Fig 4-4, 4-5: ReLU, Dropout 0.4, nearest
+    UpSampling + 5x5 convs, BatchNorm momentum 0.9), the WGAN's CIFAR-10 horses critic and
+    generator ('horses', Fig 4-15: LeakyReLU 0.2, no dropout, UpSampling + 5x5 convs, BatchNorm
+    momentum 0.8), or the WGAN-GP's 64x64 faces ('faces': LeakyReLU 0.2, no dropout, stride-2
+    ConvTranspose2d). Padding 2 (and output_padding 1) gives Keras' 'same' shapes."""
 
-    def __init__(self, faces: bool = False, z_dim: int = 100):
+    # c_in, critic filters, critic strides, critic's last side, generator's initial (C, H, W),
+    # generator layers before the last (filters, upsample, stride), BatchNorm momentum (torch's)
+    KINDS = {"quickdraw": (1, (64, 64, 128, 128), (2, 2, 2, 1), 4, (64, 7, 7),
+                           [(128, 2, 1), (64, 2, 1), (64, 1, 1)], 0.1),
+             "horses": (3, (32, 64, 128, 128), (2, 2, 2, 1), 4, (128, 4, 4),
+                        [(128, 2, 1), (64, 2, 1), (32, 2, 1)], 0.2),
+             "faces": (3, (64, 128, 256, 512), (2, 2, 2, 2), 4, (512, 4, 4),
+                       [(256, 1, 2), (128, 1, 2), (64, 1, 2)], 0.1)}
+
+    def __init__(self, kind: str = "quickdraw", z_dim: int = 100):
         super().__init__()
-        act = (lambda: nn.LeakyReLU(0.2)) if faces else nn.ReLU
-        if faces:
-            c_in, d_filters, d_strides, side, initial = 3, (64, 128, 256, 512), (2, 2, 2, 2), 4, (512, 4, 4)
-            g_layers = [(256, 1, 2), (128, 1, 2), (64, 1, 2)]   # (filters, upsample, stride)
-        else:
-            c_in, d_filters, d_strides, side, initial = 1, (64, 64, 128, 128), (2, 2, 2, 1), 4, (64, 7, 7)
-            g_layers = [(128, 2, 1), (64, 2, 1), (64, 1, 1)]
+        c_in, d_filters, d_strides, side, initial, g_layers, bn_momentum = self.KINDS[kind]
+        image_channels, dropout = c_in, kind == "quickdraw"
+        act = nn.ReLU if kind == "quickdraw" else (lambda: nn.LeakyReLU(0.2))
         d = []
         for c_out, stride in zip(d_filters, d_strides):
-            d += [nn.Conv2d(c_in, c_out, 5, stride, 2), act()] + ([] if faces else [nn.Dropout(0.4)])
+            d += [nn.Conv2d(c_in, c_out, 5, stride, 2), act()] + ([nn.Dropout(0.4)] if dropout else [])
             c_in = c_out
         self.discriminator = nn.Sequential(*d, nn.Flatten(), nn.Linear(side * side * d_filters[-1], 1))
-        bn = lambda c: nn.BatchNorm2d(c, eps=BN_EPS, momentum=0.1)  # Keras momentum 0.9
+        bn = lambda c: nn.BatchNorm2d(c, eps=BN_EPS, momentum=bn_momentum)
         g, c_in = [], initial[0]
         for c_out, up, stride in g_layers:
             if stride > 1:
@@ -149,10 +155,11 @@ class _GAN(nn.Module):
                 g += [nn.Conv2d(c_in, c_out, 5, 1, 2)]
             g += [bn(c_out), act()]
             c_in = c_out
-        last = (nn.ConvTranspose2d(c_in, 3, 5, 2, 2, output_padding=1) if faces
-                else nn.Conv2d(c_in, 1, 5, 1, 2))
+        last = (nn.ConvTranspose2d(c_in, image_channels, 5, 2, 2, output_padding=1) if kind == "faces"
+                else nn.Conv2d(c_in, image_channels, 5, 1, 2))
         n = int(np.prod(initial))
-        self.generator_dense = nn.Sequential(nn.Linear(z_dim, n), nn.BatchNorm1d(n, eps=BN_EPS, momentum=0.1), act())
+        self.generator_dense = nn.Sequential(nn.Linear(z_dim, n), nn.BatchNorm1d(n, eps=BN_EPS, momentum=bn_momentum),
+                                             act())
         self.generator_convs = nn.Sequential(*g, last, nn.Tanh())
         self.z_dim, self.initial = z_dim, initial
 
@@ -197,28 +204,44 @@ def _gan_steps(model: _GAN, lr_d: float = 8e-4, lr_g: float = 4e-4) -> Callable[
     return step
 
 
-def _wgan_gp_steps(model: _GAN, n_critic: int = 5, gp_weight: float = 10.0,
-                   lr: float = 2e-4) -> Callable[[torch.Tensor], None]:
-    """One full WGAN-GP update as the book's: n_critic critic updates, each on its own slice of
-    the real batch, on -mean critic(real) + mean critic(fake) + gp_weight x the gradient penalty
-    (torch.autograd.grad with create_graph=True at random interpolates, one alpha per image);
-    then one generator update on -mean critic(G(z)) with the critic frozen. Adam(2e-4, beta_1 0.5)."""
+def _adam_wgan_gp(params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
+
+
+def _wgan_steps(model: _GAN, n_critic: int = 5, clip_value: float | None = None, gp_weight: float = 0.0,
+                make_optimizer: Callable = _adam_wgan_gp) -> Callable[[torch.Tensor], None]:
+    """One full WGAN / WGAN-GP update as the book's: n_critic critic updates, each on its own
+    slice of the real batch, then one generator update on -mean critic(G(z)) with the critic
+    frozen. WGAN (clip_value): a step on -mean critic(real), one on mean critic(fake), then every
+    critic weight clamped to [-clip_value, clip_value]. WGAN-GP (gp_weight): one step on both
+    terms + gp_weight x the gradient penalty (torch.autograd.grad with create_graph=True at random
+    interpolates, one alpha per image)."""
     critic = model.discriminator
-    opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.999), eps=1e-7)
-    opt_g = torch.optim.Adam(model.generator_params(), lr=lr, betas=(0.5, 0.999), eps=1e-7)
+    opt_c, opt_g = make_optimizer(critic.parameters()), make_optimizer(model.generator_params())
+
+    def critic_step(loss: torch.Tensor) -> None:
+        opt_c.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_c.step()
 
     def step(real_chunks: torch.Tensor) -> None:
         critic.requires_grad_(True)
         for real in real_chunks.chunk(n_critic):
             n = real.shape[0]
             fake = model.generate_frozen(n, real.device)
-            alpha = torch.rand(n, 1, 1, 1, device=real.device)
-            x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-            grads = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)[0]
-            penalty = ((1 - grads.flatten(1).norm(dim=1)) ** 2).mean()
-            opt_c.zero_grad(set_to_none=True)
-            (-critic(real).mean() + critic(fake).mean() + gp_weight * penalty).backward()
-            opt_c.step()
+            if gp_weight:
+                alpha = torch.rand(n, 1, 1, 1, device=real.device)
+                x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+                grads = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)[0]
+                penalty = ((1 - grads.flatten(1).norm(dim=1)) ** 2).mean()
+                critic_step(-critic(real).mean() + critic(fake).mean() + gp_weight * penalty)
+            else:
+                critic_step(-critic(real).mean())
+                critic_step(critic(fake).mean())
+            if clip_value is not None:
+                with torch.no_grad():
+                    for p in critic.parameters():
+                        p.clamp_(-clip_value, clip_value)
         critic.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
         n = real_chunks.shape[0] // n_critic
@@ -228,11 +251,18 @@ def _wgan_gp_steps(model: _GAN, n_critic: int = 5, gp_weight: float = 10.0,
     return step
 
 
+def _rmsprop_keras(lr: float) -> Callable:
+    return lambda params: torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+
+
 BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn,
             "autoencoder": lambda: _Autoencoder(False), "vae": lambda: _Autoencoder(True), "vae_faces": _FacesVAE,
-            "gan": _GAN, "wgan_gp": lambda: _GAN(faces=True)}
-CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces", "gan", "wgan_gp"})
-REAL_BATCHES_PER_STEP = {"wgan_gp": 5}   # n_critic: a WGAN-GP step takes a real batch per critic update
+            "gan": _GAN, "wgan": lambda: _GAN("horses"), "wgan_gp": lambda: _GAN("faces")}
+CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces", "gan", "wgan", "wgan_gp"})
+REAL_BATCHES_PER_STEP = {"wgan": 5, "wgan_gp": 5}   # n_critic: a WGAN step takes a real batch per critic update
+ADVERSARIAL_STEPS = {"gan": _gan_steps,
+                     "wgan": lambda m: _wgan_steps(m, clip_value=0.01, make_optimizer=_rmsprop_keras(5e-5)),
+                     "wgan_gp": lambda m: _wgan_steps(m, gp_weight=10.0)}
 INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28), "vae_faces": (3, 128, 128),
                 "gan": (1, 28, 28), "wgan_gp": (3, 64, 64)}  # others: (3, 32, 32)
 
@@ -263,8 +293,12 @@ def device() -> str:
 def compile_model(name: str, model: nn.Module) -> nn.Module:
     """torch.compile as a speed-minded user applies it (`torch.compile(module)`, default mode):
     the whole classifier, or each network the step calls (encoder, heads, decoder;
-    discriminator, generator layers), swapped in place. The optimizers stay eager. (In torch
+    discriminator, generator layers), swapped in place, after a dynamo reset (one model's graphs
+    at a time). The optimizers stay eager. (In torch
     2.13 `nn.Module.compile()` left the module uncompiled here: no frame reached dynamo.)"""
+    # every compiled module shares one wrapper frame, whose cache holds recompile_limit (8)
+    # graphs per process: past that, torch 2.13 silently runs the later models eagerly
+    torch._dynamo.reset()
     with warnings.catch_warnings():   # importing torch's compiler still uses a torch.jit API it deprecates
         warnings.filterwarnings("ignore", r"`torch\.jit\.script_method` is deprecated", DeprecationWarning)
         if name in ("mlp", "small_conv", "cnn"):
@@ -286,7 +320,7 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
 
     A step is zero_grad, forward, loss (cross-entropy for classifiers, the reconstruction loss
     for autoencoders), backward, Adam(5e-4) step, as in the JAX dispatch of k steps; for the GAN
-    and the WGAN-GP the book's full update (`_gan_steps`, `_wgan_gp_steps`).
+    the WGAN and the WGAN-GP the book's full update (`_gan_steps`, `_wgan_steps`).
     """
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -295,7 +329,7 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
     if compiled:
         model = compile_model(name, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-    gan_step = {"gan": _gan_steps, "wgan_gp": _wgan_gp_steps}.get(name, lambda m: None)(model)
+    gan_step = ADVERSARIAL_STEPS.get(name, lambda m: None)(model)
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
     memory_format = torch.channels_last if name in CONV_MODELS else torch.contiguous_format

@@ -118,6 +118,10 @@ WORKLOADS = {
                           _adam((128, 128, 3), _autoencoder("vae", faces=True))),
     # the book's run: 2000 steps of batch 64 ("epoch s" is that run's time at batch 64)
     "gan": Workload((28, 28, 1), 2000 * 64, adversarial.gan_train_step, _adversarial_init("gan_quickdraw")),
+    # the book's run: 6000 steps of 5 critic updates (each clipping the weights), then the generator
+    "wgan": Workload((32, 32, 3), 6000 * 128,
+                     functools.partial(adversarial.wgan_train_step, n_critic=5, clip_value=0.01),
+                     _adversarial_init("wgan_cifar_horses"), real_batches_per_step=5),
     # one step: 5 critic updates with the penalty's second-order gradients, then the generator
     "wgan_gp": Workload((64, 64, 3), 162_770,
                         functools.partial(adversarial.wgan_train_step, n_critic=5, gp_weight=10.0),
@@ -135,6 +139,8 @@ flags.DEFINE_list("conv_forms", None, "How convolutions choose their form, any o
                   f"{list(conv.MODES)}, one row each (default: $GDL_JAX_CONV, else 'auto'; see gdl_jax.models.conv).")
 flags.DEFINE_integer("warmup", 3, "Untimed dispatches (torch: repeats of k steps) before timing.")
 flags.DEFINE_integer("iters", 20, "Timed dispatches (torch: repeats of k steps); the median is reported.")
+flags.DEFINE_float("row_seconds", 0.0, "> 0: stop timing a row once its rounds took this long (at least 3 "
+                   "rounds, at most --iters), so one run can time every model from 2 ms to 10 s a step.")
 flags.DEFINE_bool("torch", True, "Also time eager PyTorch (skipped with a note if not installed).")
 flags.DEFINE_integer("torch_threads", os.cpu_count(), "torch.set_num_threads for the torch side.")
 flags.DEFINE_bool("torch_compile", False, "Also time the torch step under torch.compile (the first repeat "
@@ -304,19 +310,25 @@ def feeder_images_per_s(data_dir: str, batch_size: int, k: int, workers: int, di
         feeder.close()
 
 
-def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: int) -> list[float]:
-    """Median seconds per call of each function, timed in turn (a, b, a, b, ...) so that all of
-    them see the same load on a shared machine."""
+def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: int,
+                     budget_s: float = 0.0, min_iters: int = 3) -> tuple[list[float], int]:
+    """(median seconds per call of each function, rounds timed), timed in turn (a, b, a, b, ...) so that all of
+    them see the same load on a shared machine. With budget_s > 0, rounds stop once they have
+    taken budget_s (never fewer than min_iters, never more than iters): one flag set then times
+    2 ms and 10 s steps alike."""
     for _ in range(warmup):
         for fn in repeats:
             fn()
     times: list[list[float]] = [[] for _ in repeats]
-    for _ in range(iters):
+    t_start = time.perf_counter()
+    for i in range(iters):
+        if budget_s > 0 and i >= min_iters and time.perf_counter() - t_start >= budget_s:
+            break
         for fn, ts in zip(repeats, times):
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
-    return [statistics.median(ts) for ts in times]
+    return [statistics.median(ts) for ts in times], len(times[0])
 
 
 def load_torch_bench() -> ModuleType | None:
@@ -351,12 +363,14 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                   feeder_data_dir: str | None = None, feeder_workers: int = 2,
                   feeder_processes: bool = False, devices: Sequence[int] | None = None,
                   backends: Sequence[str] = ("sharded",), matmul_peak: float | None = None,
-                  conv_forms: Sequence[str] | None = None, torch_compile: bool = False) -> list[dict]:
+                  conv_forms: Sequence[str] | None = None, torch_compile: bool = False,
+                  row_seconds: float = 0.0) -> list[dict]:
     """One row per (model, batch size, device count, backend): JAX timings, and torch's and the
     ratio when torch_bench (one torch run per model and batch size); conv_forms: the
     convolution form modes to compile each variant with (default: the one in force); with
     torch_compile, the torch step under torch.compile too (its first call, the compilation,
-    timed apart).
+    timed apart); row_seconds: `time_interleaved`'s budget per row (each row records its
+    `timed_rounds`).
 
     All JAX variants and torch alternate (`time_interleaved`). Throughputs are per second of
     median step time; FLOPs are XLA's count for the compiled dispatch (per device program)
@@ -391,12 +405,14 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                 compiled_repeat()
                 compile_s = time.perf_counter() - t0
                 repeats.append(compiled_repeat)
-            per_step = [t / steps_per_dispatch for t in time_interleaved(repeats, warmup, iters)]
+            medians, rounds = time_interleaved(repeats, warmup, iters, row_seconds)
+            per_step = [t / steps_per_dispatch for t in medians]
             compiled_s = per_step.pop() if compile_s is not None else None
             for (n, backend, forms), j, s_per_step in zip(variants, prepared, per_step):
                 row = _row(name, batch_size, n, backend, j, s_per_step, steps_per_dispatch, model_kwargs,
                            per_step[-1] if torch_bench is not None else None, matmul_peak)
                 row["conv_forms"] = forms if forms == j["conv_forms"] else f"{forms}: {j['conv_forms']}"
+                row["timed_rounds"] = rounds
                 if compiled_s is not None:
                     row.update(torch_compile_s=compile_s, torch_compiled_ms_per_step=1e3 * compiled_s,
                                jax_over_torch_compiled=compiled_s / s_per_step)
@@ -477,7 +493,7 @@ def main(argv: Sequence[str]) -> None:
                              FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs,
                              FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes,
                              devices, FLAGS.parallel, env["matmul_peak_gflop_per_s"], FLAGS.conv_forms,
-                             FLAGS.torch_compile)
+                             FLAGS.torch_compile, FLAGS.row_seconds)
     except GdlError as e:
         sys.exit(f"error: {e}")
     print(write_outputs(rows, env, FLAGS.output_dir), end="")

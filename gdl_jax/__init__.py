@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 
 def load(workdir):
-    """The autoencoder or VAE trained in `workdir` (see gdl_jax.api.TrainedModel)."""
+    """The autoencoder or VAE (gdl_jax.api.TrainedModel), or the GAN / WGAN / WGAN-GP generator
+    (gdl_jax.api.TrainedGenerator), trained in `workdir`."""
     from gdl_jax.api import load as _load
 
     return _load(workdir)

@@ -1,4 +1,5 @@
-"""`gdl_jax.load(workdir)`: a trained autoencoder or VAE, for notebooks and scripts.
+"""`gdl_jax.load(workdir)`: a trained autoencoder, VAE, GAN, WGAN or WGAN-GP, for notebooks and
+scripts.
 
     import gdl_jax
     vae = gdl_jax.load("workdirs/vae_faces_offline")
@@ -6,6 +7,9 @@
     faces = vae.decode(z + 2 * vae.attribute_vector("Smiling"))
     new = vae.sample(30, seed=0)
     frames = vae.morph(images[0], images[1], steps=10)
+
+    gan = gdl_jax.load("workdirs/wgangp_celeba")  # a generator: decode, sample, sample_latents
+    faces = gan.decode(gan.sample_latents(16, seed=1))
 
 Images come back as float32 in [0, 1], NHWC (HWC for a single input).
 """
@@ -26,6 +30,7 @@ from gdl_jax.errors import CheckpointError, ConfigError, DataError
 
 LATENTS_FILE = "latents.npz"
 TASKS = ("autoencoder", "vae")
+GENERATOR_TASKS = ("gan", "wgan")
 _MAX_CHUNK = 256
 
 
@@ -41,8 +46,29 @@ def _apply_in_chunks(fn, x: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.concatenate(out, axis=axis)
 
 
+def _check_count(n) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
+
+
+def _check_latent(z, z_dim: int) -> tuple[np.ndarray, bool]:
+    """z as a float32 (N, z_dim) batch, and whether one vector was given."""
+    z = np.asarray(z, np.float32)
+    single = z.ndim == 1
+    if single:
+        z = z[None]
+    if z.ndim != 2 or z.shape[1] != z_dim or not len(z):
+        raise DataError(f"z must be one latent vector of shape ({z_dim},) or a batch (N, {z_dim}); "
+                        f"got shape {np.shape(z)}")
+    if not np.isfinite(z).all():
+        raise DataError("z must be finite")
+    return z, single
+
+
 class TrainedModel:
     """A trained autoencoder or VAE: encode, decode, sample, attribute vectors, morph."""
+
+    encodes = True   # images -> latents (a GAN's generator has no encoder)
 
     def __init__(self, config: ml_collections.ConfigDict, model, variables: dict, image_shape: tuple[int, ...],
                  latents: dict[str, np.ndarray] | None = None):
@@ -81,17 +107,6 @@ class TrainedModel:
             raise DataError(f"float images must be finite and in [0, 1]; got values in [{x.min()}, {x.max()}]")
         return x.astype(np.float32), single
 
-    def _latent(self, z) -> tuple[np.ndarray, bool]:
-        z = np.asarray(z, np.float32)
-        single = z.ndim == 1
-        if single:
-            z = z[None]
-        if z.ndim != 2 or z.shape[1] != self.z_dim or not len(z):
-            raise DataError(f"z must be one latent vector of shape ({self.z_dim},) or a batch (N, {self.z_dim}); "
-                            f"got shape {np.shape(z)}")
-        return z, single
-
-
     def _encode_all(self, images) -> tuple[np.ndarray, bool]:
         x, single = self._images(images)
         return _apply_in_chunks(self._encode, x, axis=1), single
@@ -110,24 +125,26 @@ class TrainedModel:
 
     def decode(self, z) -> np.ndarray:
         """Images in [0, 1] for latent vectors: (N, *image_shape) or image_shape for one vector."""
-        z, single = self._latent(z)
+        z, single = _check_latent(z, self.z_dim)
         x = _apply_in_chunks(self._decode, z)
         return x[0] if single else x
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """n new images: the VAE decodes z ~ N(0, I); the autoencoder, whose code distribution is
-        undefined, z uniform over the bounding box of its encoded test set (as the book does)."""
-        if not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ConfigError(f"n must be a positive integer, got {n!r}")
+    def sample_latents(self, n: int, seed: int = 0) -> np.ndarray:
+        """n latent vectors to decode into new images: the VAE's z ~ N(0, I); the autoencoder,
+        whose code distribution is undefined, z uniform over the bounding box of its encoded
+        test set (as the book does)."""
+        _check_count(n)
         rng = np.random.default_rng(seed)
         if self.variational:
-            z = rng.standard_normal((n, self.z_dim))
-        else:
-            if "z_min" not in self.latents:
-                raise CheckpointError(f"no {LATENTS_FILE} with the test set's latent box in the workdir; "
-                                      "re-run the analysis (experiments.analyze_autoencoder)")
-            z = rng.uniform(self.latents["z_min"], self.latents["z_max"], (n, self.z_dim))
-        return self.decode(z)
+            return rng.standard_normal((n, self.z_dim)).astype(np.float32)
+        if "z_min" not in self.latents:
+            raise CheckpointError(f"no {LATENTS_FILE} with the test set's latent box in the workdir; "
+                                  "re-run the analysis (experiments.analyze_autoencoder)")
+        return rng.uniform(self.latents["z_min"], self.latents["z_max"], (n, self.z_dim)).astype(np.float32)
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n new images: `sample_latents` decoded."""
+        return self.decode(self.sample_latents(n, seed))
 
     def attribute_vector(self, name: str) -> np.ndarray:
         """Mean z of faces with attribute `name` minus mean z of faces without it (book 3.6)."""
@@ -146,6 +163,44 @@ class TrainedModel:
         z = self.encode(np.stack([self._images(image_a)[0][0], self._images(image_b)[0][0]]))
         alpha = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
         return self.decode(z[0] * (1 - alpha) + z[1] * alpha)
+
+
+class TrainedGenerator:
+    """A trained GAN, WGAN or WGAN-GP generator: decode (z -> images), sample, sample_latents."""
+
+    encodes = False
+    variational = False
+    attribute_names: tuple[str, ...] = ()
+
+    def __init__(self, config: ml_collections.ConfigDict, variables: dict, image_shape: tuple[int, ...]):
+        from gdl_jax.train import adversarial
+
+        self.config, self.image_shape = config, tuple(image_shape)
+        self.kind = config.task
+        self.z_dim = int(config.z_dim)
+        self.latents: dict[str, np.ndarray] = {}
+        generator, _ = adversarial.networks(config)
+        variables = jax.device_get(variables)
+        # tanh images in [-1, 1], shown in [0, 1]
+        self._decode = jax.jit(lambda z: (generator.apply(variables, z, train=False) + 1.0) / 2.0)
+
+    def decode(self, z) -> np.ndarray:
+        """Images in [0, 1] from the generator in inference mode: (N, *image_shape), or
+        image_shape for one vector."""
+        z, single = _check_latent(z, self.z_dim)
+        x = np.clip(_apply_in_chunks(self._decode, z), 0.0, 1.0)
+        return x[0] if single else x
+
+    def sample_latents(self, n: int, seed: int = 0) -> np.ndarray:
+        """n draws of the generator's prior, z ~ N(0, I)."""
+        _check_count(n)
+        return np.random.default_rng(seed).standard_normal((n, self.z_dim)).astype(np.float32)
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        return self.decode(self.sample_latents(n, seed))
+
+    def attribute_vector(self, name: str) -> np.ndarray:
+        raise ConfigError(f"a {self.kind} generator has no attribute vectors (they come with CelebA faces VAEs)")
 
 
 def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
@@ -170,18 +225,34 @@ def read_latents(workdir: pathlib.Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path} is unreadable ({e}); re-run the analysis") from None
 
 
-def load(workdir: str | os.PathLike) -> TrainedModel:
-    """The autoencoder or VAE trained in `workdir`, at its latest checkpoint."""
+def load(workdir: str | os.PathLike) -> TrainedModel | TrainedGenerator:
+    """The autoencoder, VAE (TrainedModel) or GAN / WGAN / WGAN-GP generator (TrainedGenerator)
+    trained in `workdir`, at its latest checkpoint."""
     from gdl_jax import parallel
     from gdl_jax.train import runner
 
     workdir = pathlib.Path(workdir)
     config = read_config(workdir)
     task = config.get("task", "classifier")
-    if task not in TASKS:
+    if task not in TASKS + GENERATOR_TASKS:
         raise ConfigError(f"{workdir} holds a {task!r} run of {config.model.name!r}; gdl_jax.load supports "
-                          f"the chapter 3 models ({', '.join(TASKS)})")
-    model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
+                          f"the chapter 3 and 4 generative models ({', '.join(TASKS + GENERATOR_TASKS)})")
     shape = runner.image_shape(config)
+    if task in GENERATOR_TASKS:
+        return TrainedGenerator(config, _restore_generator(config, workdir, shape), shape)
+    model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
     state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
     return TrainedModel(config, model, state.variables(), shape, read_latents(workdir))
+
+
+def _restore_generator(config: ml_collections.ConfigDict, workdir: pathlib.Path, shape: tuple) -> dict:
+    """The generator's variables at the latest checkpoint of the GAN run in `workdir`."""
+    from gdl_jax.train import adversarial
+    from gdl_jax.train.checkpoint import Checkpointer
+
+    template = jax.jit(lambda k: adversarial.init_state(config, shape, k))(jax.random.PRNGKey(0))
+    with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
+        state = checkpointer.restore_latest(template)
+    if state is None:
+        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
+    return state.generator.variables()

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -11,6 +12,7 @@ from experiments import benchmark
 from gdl_jax.errors import ConfigError
 
 ROW_KEYS = {"model", "model_kwargs", "batch_size", "devices", "parallel", "conv_forms", "params", "steps_per_dispatch",
+            "timed_rounds",
             "jax_compile_s", "jax_ms_per_step", "jax_steps_per_s", "jax_images_per_s", "jax_epoch_s", "gflop_per_step",
             "jax_gflop_per_s", "jax_of_matmul_peak", "jax_peak_mib"}
 TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "torch_epoch_s", "jax_over_torch"}
@@ -56,7 +58,8 @@ def test_one_row_per_device_count_backend_and_conv_form_mode():
 @pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554),
                                          ("autoencoder", 200_963), ("vae", 207_237),
                                          ("vae_faces", 1_732_944 + 917_123),
-                                         ("gan", 720_833 + 844_161), ("wgan_gp", 4_314_753 + 5_168_003)])
+                                         ("gan", 720_833 + 844_161),
+                                         ("wgan", 670_401 + 884_163), ("wgan_gp", 4_314_753 + 5_168_003)])
 def test_torch_twins_have_the_jax_parameter_counts(name, total):
     pytest.importorskip("torch")
     from experiments import bench_torch
@@ -78,6 +81,15 @@ def test_bad_settings_are_clear_errors(kwargs, message):
                     torch_threads=1) | kwargs
     with pytest.raises(ConfigError, match=message):
         benchmark.validate(**settings)
+
+
+def test_time_budget_stops_rounds_between_min_and_max():
+    calls = []
+    slow = lambda: (calls.append(1), time.sleep(0.02))
+    medians, rounds = benchmark.time_interleaved([slow, slow], warmup=1, iters=50, budget_s=0.1, min_iters=3)
+    assert 3 <= rounds < 50 and len(calls) == 2 * (1 + rounds) and all(m >= 0.02 for m in medians)
+    assert benchmark.time_interleaved([slow], warmup=0, iters=4, budget_s=0.0)[1] == 4       # no budget: all iters
+    assert benchmark.time_interleaved([slow], warmup=0, iters=9, budget_s=1e-9, min_iters=3)[1] == 3
 
 
 def test_bad_flag_is_one_line_without_traceback(tmp_path):

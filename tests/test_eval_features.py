@@ -1,5 +1,7 @@
 """Classifier features for the sample-quality metrics, from a tiny trained classifier run."""
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -104,3 +106,35 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     g = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     g.update(num_steps=4, steps_per_dispatch=1, quality_features=str(mnist_classifier), quality_samples=1000)
     _check_feature_metrics(train.train_and_evaluate(g, tmp_path / "gan")["feature_metrics"], 40)  # every cat
+
+
+def test_celeba_attribute_classifier_scores_every_attribute_and_gives_face_features(tmp_path):
+    """The multi-label CNN on a tiny CelebA (3 attributes): its test accuracy is the mean over
+    test faces and attributes of the sign of its logits matching the labels (recomputed here
+    from the checkpoint), beside the majority baseline; its features take 128x128 faces."""
+    from experiments import classifier
+    from experiments.configs.attributes_celeba import get_config
+    from gdl_jax import api, models, parallel
+    from gdl_jax.train import runner
+    from tests.test_celeba import ATTRS, write_celeba
+
+    root = write_celeba(tmp_path / "data", n=40)
+    config = get_config()
+    config.model.num_classes = len(ATTRS)
+    config.data.update(image_size=16, test_size=8)
+    _train_classifier(config, root, tmp_path / "wd")
+    results = json.loads((tmp_path / "wd" / "results.json").read_text())
+    train_set, test = classifier.load_data(config)
+    assert train_set.labels.shape == (32, 3) and test.labels.shape == (8, 3) and test.class_names == tuple(ATTRS)
+    state = runner.restore(config, tmp_path / "wd", models.build("cnn", num_classes=3), (16, 16, 3),
+                           parallel.make_mesh())
+    logits = np.asarray(state.apply_fn(state.variables(), test.images / np.float32(255), train=False))
+    assert results["test_accuracy"] == pytest.approx(((logits > 0) == (test.labels > 0)).mean(), abs=1e-6)
+    majority = train_set.labels.mean(0) >= 0.5
+    assert results["test_majority_accuracy"] == pytest.approx((test.labels == majority).mean())
+    assert api.read_config(tmp_path / "wd").data.name == "celeba"
+    extractor = gfeatures.ClassifierFeatures.from_workdir(tmp_path / "wd")
+    assert extractor(np.zeros((3, 128, 128, 3), np.float32)).shape == (3, 128)
+    config.model.num_classes = 40
+    with pytest.raises(ConfigError, match="model.num_classes is 40 but the data has 3 attributes"):
+        train.train_and_evaluate(config, tmp_path / "wrong")

@@ -155,6 +155,17 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
                                                             for t in (4, 7, 9, 12)])
     assert tracking["series"]["diversity"][-1] == pytest.approx(whole["sample_diversity"])
     assert (tmp_path / "whole" / "loss_vs_quality.png").stat().st_size > 0
+    # gdl_jax.load: the generator at the last checkpoint draws the run's last saved samples
+    import jax
+
+    import gdl_jax
+    from experiments import gan
+
+    generator = gdl_jax.load(tmp_path / "whole")
+    assert (generator.kind, generator.encodes, generator.image_shape) == ("gan", False, (28, 28, 1))
+    z_fixed = jax.random.normal(jax.random.PRNGKey(gan.SAMPLE_SEED), (config.analysis.num_samples, config.z_dim))
+    with np.load(tmp_path / "whole" / "samples" / "target_12.npz") as saved:
+        np.testing.assert_allclose(generator.decode(np.asarray(z_fixed)), (saved["images"] + 1) / 2, atol=1e-5)
 
     def kill_at(step, state):
         if step >= 8:

@@ -47,10 +47,11 @@ def test_every_training_row_parses_and_validates(preset, tmp_path):
         config = fv.config
         _validator(config.get("task", "classifier"))(config)
         assert fv.workdir == str(workdirs[row.name])
-        if "{features.mnist}" in " ".join(row.args):
-            assert config.quality_features == str(workdirs["features.mnist"])
+        for needed in ("features.mnist", "features.celeba"):
+            if "{%s}" % needed in " ".join(row.args):
+                assert config.quality_features == str(workdirs[needed])
         checked += 1
-    assert checked == 12
+    assert checked == 13
 
 
 def test_needed_rows_come_first():

@@ -214,6 +214,12 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
     whole = train.train_and_evaluate(config, tmp_path / "whole")
     assert whole["model"] == "wgan" and "gradient_penalty" in whole["last_100_steps"]
     assert (tmp_path / "whole" / "fig_4_19_history.png").stat().st_size > 0
+    import gdl_jax  # the WGAN-GP's generator loads like the GAN's: faces in [0, 1]
+
+    generator = gdl_jax.load(tmp_path / "whole")
+    faces = generator.sample(3, seed=1)
+    assert generator.kind == "wgan" and faces.shape == (3, *generator.image_shape) and generator.z_dim == config.z_dim
+    assert 0 <= faces.min() and faces.max() <= 1 and faces.std() > 0
 
     def kill_at(step, state):
         if step >= 4:

@@ -32,13 +32,13 @@ SPLITS = ("train", "test")
 class ArrayData:
     """A whole data set in host memory."""
     images: np.ndarray          # uint8, (N, H, W, C)
-    labels: np.ndarray          # int32, (N,)
-    class_names: tuple[str, ...]
+    labels: np.ndarray          # int32, (N,) class indices, or (N, A) 0 / 1 for A binary attributes
+    class_names: tuple[str, ...]  # the classes', or the attributes' names
 
     def __post_init__(self):
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
             raise DataError(f"images must be uint8 NHWC, got {self.images.dtype} {self.images.shape}")
-        if self.labels.shape != (len(self.images),):
+        if self.labels.ndim not in (1, 2) or len(self.labels) != len(self.images):
             raise DataError(f"{len(self.images)} images but labels of shape {self.labels.shape}")
 
     def __len__(self) -> int:

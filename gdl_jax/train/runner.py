@@ -98,7 +98,8 @@ def pad_to(data: gdata.ArrayData, multiple: int) -> gdata.ArrayData:
     if not pad:
         return data
     return gdata.ArrayData(np.concatenate([data.images, np.zeros((pad,) + data.images.shape[1:], np.uint8)]),
-                           np.concatenate([data.labels, np.zeros(pad, np.int32)]), data.class_names)
+                           np.concatenate([data.labels, np.zeros((pad,) + data.labels.shape[1:], data.labels.dtype)]),
+                           data.class_names)
 
 
 def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:

@@ -47,6 +47,32 @@ def classifier_predict(state: TrainState, images: jax.Array) -> jax.Array:
     return jax.nn.softmax(logits)
 
 
+def attributes_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
+    """One step on multi-label sigmoid cross-entropy (labels (N, A) in {0, 1}, e.g. CelebA's 40
+    attributes), averaged over examples and attributes; BatchNorm and dropout in train mode."""
+    images, labels = batch
+
+    def loss_fn(params):
+        logits, updates = state.apply_fn(
+            state.variables(params), images, train=True,
+            rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name)}, mutable=["batch_stats"])
+        return losses.sigmoid_bce(logits, labels), (logits, updates)
+
+    (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
+    return state, parallel.mean({"loss": loss, "accuracy": losses.binary_accuracy(logits, labels)}, axis_name)
+
+
+def attributes_eval_step(state: TrainState, images: jax.Array, labels: jax.Array,
+                         mask: jax.Array) -> dict[str, jax.Array]:
+    """Sums over the unmasked examples of the per-example mean (over attributes) sigmoid
+    cross-entropy and fraction of attributes right, and their count."""
+    logits = state.apply_fn(state.variables(), images, train=False)
+    loss = optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype)).mean(-1)
+    correct = ((logits > 0) == (labels > 0)).mean(-1)
+    return {"loss": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask), "count": jnp.sum(mask)}
+
+
 def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
     """One step on the mean per-image squared error of the reconstruction (book 3.1)."""
     images, _ = batch
