@@ -36,8 +36,6 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)   # the address line, not orbax's restore records
     try:
-        if not 0 <= FLAGS.port <= 65535:
-            raise ConfigError(f"port must be in [0, 65535], got {FLAGS.port}")
         try:
             from gdl_jax.explore import app as web
         except ImportError as e:

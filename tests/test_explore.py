@@ -162,17 +162,37 @@ def _explore(*args, timeout=120):
                           timeout=timeout, cwd=ROOT)
 
 
-def test_binary_start_errors_are_one_line(tmp_path):
+def test_binary_start_error_is_one_line(tmp_path):
+    """The binary's errors print as one line (what they say: the tests below, in process)."""
     pytest.importorskip("starlette")
+    proc = _explore(f"--workdir={tmp_path / 'empty'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "holds no gdl_jax run (no config.json)" in last, proc.stderr[-1500:]
+
+
+def test_what_cannot_be_explored_or_served_is_a_clear_error(tmp_path):
+    import gdl_jax
+    from gdl_jax.errors import ConfigError
+
     (tmp_path / "classifier").mkdir()
     (tmp_path / "classifier" / "config.json").write_text('{"task": "classifier", "model": {"name": "cnn"}}')
-    for args, message in [([f"--workdir={tmp_path / 'empty'}"], "holds no gdl_jax run (no config.json)"),
-                          ([f"--workdir={tmp_path / 'classifier'}"], "holds a 'classifier' run of 'cnn'"),
-                          ([f"--workdir={tmp_path}", "--port=70000"], "port must be in [0, 65535], got 70000")]:
-        proc = _explore(*args)
-        assert proc.returncode != 0 and "Traceback" not in proc.stderr
-        last = proc.stderr.strip().splitlines()[-1]
-        assert last.startswith("error: ") and message in last, proc.stderr[-1500:]
+    with pytest.raises(ConfigError, match="holds a 'classifier' run of 'cnn'"):
+        gdl_jax.load(tmp_path / "classifier")
+    pytest.importorskip("starlette")
+    from gdl_jax.explore import app
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port} .*pick another --port"):
+            app.bind("127.0.0.1", port)
+    with pytest.raises(ConfigError, match=r"port must be in \[0, 65535\], got 70000"):
+        app.bind("127.0.0.1", 70000)
+    sock = app.bind("127.0.0.1", 0)   # any free port
+    assert sock.getsockname()[1] > 0
+    sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -212,19 +232,14 @@ class Server:
         self.proc.stderr.close()
 
 
-def test_busy_port_and_missing_checkpoint_are_clear_errors(vae_workdir, tmp_path):
-    pytest.importorskip("starlette")
+def test_a_run_without_a_checkpoint_is_a_clear_error(vae_workdir, tmp_path):
+    import gdl_jax
+    from gdl_jax.errors import CheckpointError
+
     (tmp_path / "untrained").mkdir()
     shutil.copy(vae_workdir / "config.json", tmp_path / "untrained")
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        port = busy.getsockname()[1]
-        for workdir, message in [(vae_workdir, f"error: cannot listen on 127.0.0.1:{port}"),
-                                 (tmp_path / "untrained", "error: no checkpoint in")]:
-            proc = _explore(f"--workdir={workdir}", f"--port={port}")
-            assert proc.returncode != 0 and "Traceback" not in proc.stderr
-            assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-1500:]
+    with pytest.raises(CheckpointError, match="no checkpoint in .*untrained/checkpoints; train first"):
+        gdl_jax.load(tmp_path / "untrained")
 
 
 def test_page_in_chromium_shows_the_decoders_output_for_clicks_and_slider_moves(vae_workdir, mnist_dir):

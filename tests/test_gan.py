@@ -8,6 +8,7 @@ import pytest
 from conftest import tiny_gan_config, write_quickdraw_cats
 
 from gdl_jax import losses
+from gdl_jax.errors import ConfigError
 from gdl_jax.models.gan import Discriminator, Generator, upsample_nearest
 from gdl_jax.models.summary import summarize
 from gdl_jax.train import adversarial
@@ -166,6 +167,16 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
     z_fixed = jax.random.normal(jax.random.PRNGKey(gan.SAMPLE_SEED), (config.analysis.num_samples, config.z_dim))
     with np.load(tmp_path / "whole" / "samples" / "target_12.npz") as saved:
         np.testing.assert_allclose(generator.decode(np.asarray(z_fixed)), (saved["images"] + 1) / 2, atol=1e-5)
+    # the latent explorer over it: the generator's image for a latent, no encoding
+    from gdl_jax.explore import Explorer, core
+    from tests.test_explore import pixels
+
+    explorer = Explorer(generator)
+    z = np.asarray(z_fixed[0]).tolist()
+    np.testing.assert_array_equal(pixels(explorer.decode(z)["png"]), core.to_uint8(generator.decode(z))[..., 0])
+    assert explorer.info()["plane"] is None and not explorer.info()["encodes"]
+    with pytest.raises(ConfigError, match="a gan generator has no attribute vectors"):
+        explorer.decode(z, {"Smiling": 1.0})
 
     def kill_at(step, state):
         if step >= 8:

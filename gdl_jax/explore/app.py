@@ -107,6 +107,8 @@ async def _in_thread(fn: Callable, *args):
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (port 0: any free one); ConfigError naming the address
     when it cannot listen there."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port must be in [0, 65535], got {port}")
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(info[0], socket.SOCK_STREAM)
