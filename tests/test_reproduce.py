@@ -90,13 +90,13 @@ def test_quick_preset_rows_on_the_offline_data(tmp_path):
 @pytest.mark.skipif(not OFFLINE or os.environ.get("GDL_JAX_FULL_REPRODUCE") != "1",
                     reason="the whole quick preset (about 7 min on a 2-core CPU): set GDL_JAX_FULL_REPRODUCE=1")
 def test_whole_quick_preset_on_the_offline_data(tmp_path):
-    """Every row of the quick preset runs and draws its figures; the generative rows on MNIST-sized
-    and CIFAR-10 images report feature metrics."""
+    """Every row of the quick preset runs and draws its figures; every generative row reports
+    feature metrics (digits and Quick Draw, CIFAR-10 horses, faces)."""
     _, got = _reproduce(tmp_path)
     assert [r["name"] for r in got["rows"] if r["status"] != "ok"] == []
     assert all(r["figures"] for r in got["rows"])
     rows_by_name = {r["name"]: r for r in got["rows"]}
-    for name in ("ae_mnist", "vae_mnist", "gan", "gan_oscillation", "gan_collapse", "wgan"):
+    for name in ("ae_mnist", "vae_mnist", "vae_faces", "gan", "gan_oscillation", "gan_collapse", "wgan", "wgan_gp"):
         fm = rows_by_name[name]["metrics"]["feature_metrics"]
         assert fm["frechet_distance"] > 0 and 0 <= fm["precision"] <= 1, name
     assert rows_by_name["gan"]["ours"]["D params"] == 720_833
