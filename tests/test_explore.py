@@ -131,7 +131,7 @@ def test_a_generator_offers_no_encoding_and_a_2d_latent_gets_a_plane():
 
 def test_api_errors_are_json_messages_and_the_server_keeps_serving():
     pytest.importorskip("starlette")
-    pytest.importorskip("httpx")
+    pytest.importorskip("httpx2")
     from starlette.testclient import TestClient
 
     from gdl_jax.explore.app import create_app
