@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Callable
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
@@ -55,7 +56,7 @@ def create_app(explorer: Explorer) -> Starlette:
     """The app serving `explorer`: GET / (the page), GET /api/info, POST /api/decode {z,
     attributes}, /api/grid {seed}, /api/encode (multipart `file`), /api/pick {index}."""
     page = resources.files("gdl_jax.explore").joinpath("page.html").read_text(encoding="utf-8")
-    run = lambda fn, *args: _in_thread(fn, *args)
+    run = run_in_threadpool   # decoding blocks for milliseconds: off the event loop
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
@@ -95,13 +96,6 @@ def create_app(explorer: Explorer) -> Starlette:
         Route("/api/grid", grid, methods=["POST"]), Route("/api/encode", encode, methods=["POST"]),
         Route("/api/pick", pick, methods=["POST"]),
     ])
-
-
-async def _in_thread(fn: Callable, *args):
-    """fn(*args) in Starlette's thread pool: decoding blocks for milliseconds, not the event loop."""
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(fn, *args)
 
 
 def bind(host: str, port: int) -> socket.socket:
