@@ -7,6 +7,8 @@ gradients and metrics are averaged over the devices and its dropout key is made 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -15,19 +17,26 @@ from gdl_jax import losses, parallel
 from gdl_jax.train.state import TrainState
 
 
-def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
-    """One Adam/SGD step on softmax cross-entropy; BatchNorm statistics and dropout in train mode."""
+def _supervised_step(state: TrainState, batch: tuple[jax.Array, jax.Array], loss: Callable, metric: Callable,
+                     axis_name: str | None):
+    """One optimizer step on loss(logits, labels), BatchNorm statistics and dropout in train
+    mode; metrics: the loss and metric(logits, labels), averaged over devices."""
     images, labels = batch
 
     def loss_fn(params):
         logits, updates = state.apply_fn(
             state.variables(params), images, train=True,
             rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name)}, mutable=["batch_stats"])
-        return losses.softmax_cross_entropy(logits, labels), (logits, updates)
+        return loss(logits, labels), (logits, updates)
 
-    (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (value, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
-    return state, parallel.mean({"loss": loss, "accuracy": losses.accuracy(logits, labels)}, axis_name)
+    return state, parallel.mean({"loss": value, "accuracy": metric(logits, labels)}, axis_name)
+
+
+def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
+    """One Adam/SGD step on softmax cross-entropy; BatchNorm statistics and dropout in train mode."""
+    return _supervised_step(state, batch, losses.softmax_cross_entropy, losses.accuracy, axis_name)
 
 
 def classifier_eval_step(state: TrainState, images: jax.Array, labels: jax.Array,
@@ -50,17 +59,7 @@ def classifier_predict(state: TrainState, images: jax.Array) -> jax.Array:
 def attributes_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
     """One step on multi-label sigmoid cross-entropy (labels (N, A) in {0, 1}, e.g. CelebA's 40
     attributes), averaged over examples and attributes; BatchNorm and dropout in train mode."""
-    images, labels = batch
-
-    def loss_fn(params):
-        logits, updates = state.apply_fn(
-            state.variables(params), images, train=True,
-            rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name)}, mutable=["batch_stats"])
-        return losses.sigmoid_bce(logits, labels), (logits, updates)
-
-    (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
-    return state, parallel.mean({"loss": loss, "accuracy": losses.binary_accuracy(logits, labels)}, axis_name)
+    return _supervised_step(state, batch, losses.sigmoid_bce, losses.binary_accuracy, axis_name)
 
 
 def attributes_eval_step(state: TrainState, images: jax.Array, labels: jax.Array,
