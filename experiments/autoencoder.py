@@ -14,7 +14,7 @@ held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the 
 - digits: the novelty of config.quality_samples decoded random points (gdl_jax.eval.novelty: their
   nearest-training-image L1 distance against held-out digits'); with config.quality_features (a
   classifier run), their Frechet distance, precision and recall against as many held-out images
-  in its feature space.
+  in its feature space; with config.inception_weights, the same in FID's InceptionV3 features.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def test_metrics(sums: dict, config, num_dims: int) -> dict[str, float]:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     runner.validate(config)
+    quality.check(config)
     if config.task == "vae" and not config.r_loss_factor > 0:
         raise ConfigError(f"r_loss_factor must be positive, got {config.r_loss_factor}")
     if is_faces(config):
@@ -166,7 +167,7 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
     else:
         out = analyze_digits(trained, config, test, z, workdir)
     in_memory = isinstance(train, gdata.ArrayData)   # digits: rule 2 against the whole training set
-    if in_memory or config.quality_features:
+    if in_memory or quality.wanted(config):
         # samples as the book draws them (gdl_jax.eval.sample_latents) against as many held-out images
         n = min(config.quality_samples, len(test))
         rng = np.random.default_rng(config.seed)
@@ -174,8 +175,7 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
         real = test.images[rng.choice(len(test), n, replace=False)]
         if in_memory:
             out["novelty"] = geval.novelty(fake, train.images, real, scale=1 / 255)
-        if config.quality_features:
-            out["feature_metrics"] = quality.metrics_for(config.quality_features, real / 255.0, fake)
+        out.update(quality.metrics_for_config(config, real / 255.0, fake))
     if parallel.is_writer():
         tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
         np.savez(tmp, **latents)

@@ -13,7 +13,8 @@ penalty (WGANs). The analysis writes, under the file names the config gives:
 - sample quality measured during training against the loss that should track it (the
   Wasserstein estimate; the GAN's generator loss): book 4.4's claim as a rank correlation;
 - with config.quality_features (a classifier run), the Frechet distance, precision and recall of
-  config.quality_samples generated images against as many training images in its feature space;
+  config.quality_samples generated images against as many training images in its feature space
+  (with config.inception_weights, in FID's InceptionV3 features too);
 and their numbers in results.json, with two that detect the failure modes (`failure_numbers`).
 """
 
@@ -65,6 +66,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     runner.make_optimizer(config, config.d_learning_rate)
     runner.axis_name(config)
     runner.compute_dtype(config)
+    quality.check(config)
     if config.analysis.get("quality_every_steps", 0) < 0:
         raise ConfigError(f"analysis.quality_every_steps must be >= 0 (0 = never), got "
                           f"{config.analysis.quality_every_steps}")
@@ -259,12 +261,12 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
     many = np.asarray(generate(state.generator, quality_latents(config)))[:len(real)]
     figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / a.grid_png)
     quality_metrics = {}
-    if config.quality_features:
+    if quality.wanted(config):
         n = min(config.quality_samples, len(train_images))
         chosen = np.random.default_rng(config.seed).choice(len(train_images), n, replace=False)
         z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 2), (n, config.z_dim))
-        quality_metrics = quality.metrics_for(config.quality_features, train_images[chosen] / 255.0,
-                                              to_unit(generate(state.generator, z)))
+        quality_metrics = quality.metrics_for_config(config, train_images[chosen] / 255.0,
+                                                     to_unit(generate(state.generator, z)))
     tracking = {}
     measured = read_quality(workdir)
     if measured and a.get("quality_every_steps"):
@@ -274,6 +276,6 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
         figures.loss_and_quality(tracking["series"], loss, workdir / a.quality_png)
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
             **failure_numbers(steps, many, real, is_wgan(config)), "quality_tracking": tracking,
-            "feature_metrics": quality_metrics,
+            **quality_metrics,
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
             "sample_steps_saved": [step for step, _ in saved]}

@@ -13,7 +13,9 @@ report.json the same as data. Presets:
   writes its figures, not to match the book's numbers (convolutions take the fixed rules,
   $GDL_JAX_CONV=rule, unless it is set: no per-row timing of their forms).
 The GAN and VAE rows on MNIST-sized and CIFAR-10 images measure their samples in the features of a
-classifier trained by an earlier row (features.mnist, the CIFAR-10 CNN of 2.3). Data: --data_dir,
+classifier trained by an earlier row (features.mnist, features.celeba, the CIFAR-10 CNN of 2.3);
+with --inception_weights (pytorch-fid's FID InceptionV3 weights, .pth or .npz) also in InceptionV3's,
+an FID comparable with published ones (gdl_jax.eval.inception). Data: --data_dir,
 else $GDL_DATA_DIR, else tensorflow-datasets. Running the same command again resumes each row
 from its workdir.
 """
@@ -25,6 +27,7 @@ from absl import app, flags
 from experiments.rows import ROWS
 from gdl_jax import report
 from gdl_jax.errors import GdlError
+from gdl_jax.eval import inception
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "quick", ["quick", "book"], "quick: minutes on a CPU; book: the book's budgets.")
@@ -32,6 +35,8 @@ flags.DEFINE_list("only", [], "Row ids (e.g. 2.3,4.5) or names to run, with the 
 flags.DEFINE_string("output_dir", None, "Where report.md, report.json and rows/ go "
                     "(default workdirs/reproduce_<preset>).")
 flags.DEFINE_string("data_dir", None, "The data folder for every row (default: $GDL_DATA_DIR, else tfds).")
+flags.DEFINE_string("inception_weights", None, "pytorch-fid's FID InceptionV3 weights (.pth, or .npz of its state "
+                    "dict): the sample rows also report FID in its features.")
 
 
 def main(argv):
@@ -39,6 +44,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
         rows = report.select(ROWS, FLAGS.only)
+        if FLAGS.inception_weights:
+            inception.variables_from_state_dict(inception.read_state_dict(FLAGS.inception_weights))
+            rows = report.with_inception(rows, FLAGS.inception_weights)
     except GdlError as e:
         raise app.UsageError(str(e)) from None
     env = {"GDL_DATA_DIR": FLAGS.data_dir} if FLAGS.data_dir else {}

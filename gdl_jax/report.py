@@ -81,6 +81,15 @@ def select(rows: Sequence[Row], only: Sequence[str]) -> list[Row]:
     return [r for r in rows if r.name in chosen]
 
 
+def with_inception(rows: Sequence[Row], weights: str) -> list[Row]:
+    """The rows, those that measure samples in a classifier's features also in InceptionV3's
+    (config.inception_weights = `weights`, gdl_jax.eval.inception), with an 'FID' field."""
+    flag = f"--config.inception_weights={os.path.abspath(weights)}"
+    fid = Field("FID", "inception_metrics.frechet_distance", ".4g")
+    return [dataclasses.replace(r, args=(*r.args, flag), fields=(*r.fields, fid))
+            if any(a.startswith("--config.quality_features=") for a in r.args) else r for r in rows]
+
+
 def command(row: Row, preset: str, workdirs: dict[str, pathlib.Path], failed: set[str]) -> list[str]:
     """The row's command line; a flag naming a failed row's workdir is dropped."""
     args = list(row.args) + (list(row.quick) if preset == "quick" else [])
@@ -155,7 +164,7 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     entry["ours"] = {f.label: lookup(results, f.key) for f in row.fields}
     entry["fmt"] = {f.label: f.fmt for f in row.fields}
     entry["metrics"] = {k: v for k, v in results.items()
-                        if k in ("feature_metrics", "test_bits_per_dim", "test_elbo_nats")}
+                        if k in ("feature_metrics", "inception_metrics", "test_bits_per_dim", "test_elbo_nats")}
     entry["figures"] = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*.png"))
     return entry
 
@@ -185,8 +194,7 @@ def markdown(report: dict, out: pathlib.Path) -> str:
                   f"Status: {r['status']}, {_duration(r['wall_s'])}." + (f" ({r['note']})" if "note" in r else "")]
         if r["status"] != "ok":
             lines += ["", f"{r['error']}; the end of its log:", "", "```", *r["log_tail"], "```"]
-        fm = r["metrics"].get("feature_metrics")
-        if fm:
+        for fm in filter(None, (r["metrics"].get("feature_metrics"), r["metrics"].get("inception_metrics"))):
             lines += ["", f"Sample quality in the features of {fm['features']}: Frechet distance "
                       f"{fm['frechet_distance']:.4g}, precision {fm['precision']:.3f}, recall {fm['recall']:.3f} "
                       f"(k = {fm['k']}; {fm['generated_images']} generated against {fm['real_images']} real images)."]

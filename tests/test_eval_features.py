@@ -88,16 +88,24 @@ def _check_feature_metrics(m: dict, n: int) -> None:
 
 
 def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_path):
+    """The classifier's features, and for the VAE InceptionV3's too (random FID weights, saved as
+    the .npz a user converts pytorch-fid's into): both reported, on the same images."""
+    from _inception_reference import random_fid_state_dict
     from conftest import tiny_gan_config, write_quickdraw_cats
 
     from experiments.configs import vae_mnist
 
+    np.savez(tmp_path / "fid.npz", **random_fid_state_dict())
     c = vae_mnist.get_config()
     c.data.data_dir = str(mnist_dir)
     c.update(batch_size=16, num_epochs=1, steps_per_dispatch=1, log_every_steps=4, checkpoint_every_steps=8,
-             eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=20)
+             eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=20,
+             inception_weights=str(tmp_path / "fid.npz"))
     vae = train.train_and_evaluate(c, tmp_path / "vae")
     _check_feature_metrics(vae["feature_metrics"], 20)
+    fid = vae["inception_metrics"]
+    assert fid["features"] == "InceptionV3 FID (fid.npz)" and fid["real_images"] == fid["generated_images"] == 20
+    assert fid["frechet_distance"] > 0 and fid["frechet_distance"] != vae["feature_metrics"]["frechet_distance"]
     nov = vae["novelty"]
     assert nov["nearest_l1_samples"] > 0
     # the tiny digits repeat (a bar at one of 10 places): held-out ones can all be in the training set

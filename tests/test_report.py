@@ -1,6 +1,8 @@
 """The reproduction report: row selection, failure isolation, the markdown and JSON it writes."""
 
 import json
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -22,6 +24,9 @@ FAKE = textwrap.dedent('''
     if "value2" in args:
         results["feature_metrics"] = {"features": "cnn on mnist", "frechet_distance": 1.25, "precision": 0.5,
                                       "recall": 0.25, "k": 3, "real_images": 10, "generated_images": 10}
+    if "config.inception_weights" in args:
+        results["inception_metrics"] = {"features": "InceptionV3 FID", "frechet_distance": 31.5, "precision": 0.75,
+                                        "recall": 0.125, "k": 3, "real_images": 10, "generated_images": 10}
     (workdir / "results.json").write_text(json.dumps(results))
     (workdir / "fig.png").write_bytes(b"png")
 ''')
@@ -73,11 +78,36 @@ def test_a_failed_row_is_reported_and_the_rest_still_run(tmp_path):
     assert "![fig.png](rows/a/fig.png)" in md and (out / "rows/a/fig.png").is_file()
 
 
-def test_reproduce_binary_rejects_an_unknown_row_id(tmp_path):
-    import subprocess
+def test_inception_weights_add_fid_to_the_rows_with_sample_features(tmp_path):
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_row.py").write_text(FAKE)
+    rows = (Row("plain", ("1.1",), "no samples", "fake_row", ("--workdir={workdir}", "--value=1"), "-",
+                (Field("value", "value"),)),
+            Row("gan", ("4.1",), "samples", "fake_row",
+                ("--workdir={workdir}", "--value=2", "--config.quality_features={plain}"), "-",
+                (Field("value", "value"),)))
+    with_fid = report.with_inception(rows, "fid.npz")
+    assert with_fid[0] == rows[0]
+    assert with_fid[1].args[-1] == f"--config.inception_weights={os.path.abspath('fid.npz')}"
+    got = report.run(with_fid, "book", tmp_path / "out", env={"PYTHONPATH": str(tmp_path / "mods")}, echo=False)
+    assert got["rows"][1]["ours"] == {"value": 2.0, "FID": 31.5}
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "value 2.0; FID 31.5 |" in md
+    assert "features of InceptionV3 FID: Frechet distance 31.5, precision 0.750, recall 0.125" in md
 
+
+def test_reproduce_binary_rejects_an_unknown_row_id(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--only=2.3,7.7",
                            f"--output_dir={tmp_path}"], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "unknown row id(s) 7.7; valid: 1.1, 1.2" in proc.stderr
     assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_reproduce_binary_rejects_unreadable_inception_weights(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--only=4.1",
+                           f"--inception_weights={tmp_path / 'fid.pth'}", f"--output_dir={tmp_path / 'out'}"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f"InceptionV3 weights {tmp_path / 'fid.pth'}: no such file" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()

@@ -19,5 +19,6 @@ def get_config(task: str = "autoencoder") -> ml_collections.ConfigDict:
     c.data.name = "mnist"
     c.r_loss_factor = 1000.0   # used by the VAE only
     c.quality_features = ""      # a classifier run's workdir: Frechet distance, precision, recall of samples
+    c.inception_weights = ""     # FID InceptionV3 weights (.pth / .npz, gdl_jax.eval.inception): FID too
     c.quality_samples = 1000     # generated (and real) images those compare
     return c

@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.g_learning_rate = 5e-5
     c.seed = 0
     c.quality_features = ""      # a classifier run's workdir: Frechet distance, precision, recall of samples
+    c.inception_weights = ""     # FID InceptionV3 weights (.pth / .npz, gdl_jax.eval.inception): FID too
     c.quality_samples = 1000     # generated (and real) images those compare
     c.parallel = "sharded"       # data parallelism: 'sharded' (jit, global code) or 'pmap' (per-device code)
     c.compute_dtype = "float32"  # or 'bfloat16': forward and backward passes (params, losses stay float32)

@@ -1,12 +1,13 @@
 """Feature extractors for the sample-quality metrics (Frechet distance, precision and recall).
 
 InceptionV3, the usual FID network, needs weights that cannot be downloaded on offline
-machines; these features come instead from a classifier the project trains itself on the same
-kind of data (a run of task 'classifier': the CIFAR-10 CNN, the CNN on MNIST for 28x28
-greyscale images). The features are the classifier's penultimate activations: the input of its
-last Dense layer, read with `flax.linen.intercept_methods`, so any classifier whose last layer
-is a Dense works without a second code path in the model. Distances in one classifier's
-feature space are comparable only with each other, not with published FIDs.
+machines (gdl_jax.eval.inception takes them from a file); these features come from a
+classifier the project trains itself on the same kind of data (a run of task 'classifier': the
+CIFAR-10 CNN, the CNN on MNIST for 28x28 greyscale images). The features are the classifier's
+penultimate activations: the input of its last Dense layer, read with
+`flax.linen.intercept_methods`, so any classifier whose last layer is a Dense works without a
+second code path in the model. Distances in one classifier's feature space are comparable only
+with each other, not with published FIDs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ def penultimate(model: nn.Module, variables: dict, images: jax.Array) -> jax.Arr
     return seen[-1].reshape(images.shape[0], -1)
 
 
+def classifier_config(workdir: str | os.PathLike):
+    """The config of the classifier run in `workdir`; a one-line error if it holds none."""
+    from gdl_jax import api
+
+    workdir = pathlib.Path(workdir)
+    config = api.read_config(workdir)
+    if config.get("task", "classifier") != "classifier":
+        raise ConfigError(f"{workdir} holds a {config.task!r} run; features need a classifier run "
+                          "(e.g. experiments/configs/cnn_cifar10.py or cnn_mnist.py)")
+    return config
+
+
 class ClassifierFeatures:
     """features(images) -> (N, d): float images in [0, 1], NHWC of the classifier's input
     shape (other sizes are resized bilinearly; the channel count must match)."""
@@ -57,14 +70,11 @@ class ClassifierFeatures:
     def from_workdir(cls, workdir: str | os.PathLike) -> "ClassifierFeatures":
         """The classifier trained in `workdir` (experiments.main with a classifier config), at its
         latest checkpoint."""
-        from gdl_jax import api, parallel
+        from gdl_jax import parallel
         from gdl_jax.train import runner
 
         workdir = pathlib.Path(workdir)
-        config = api.read_config(workdir)
-        if config.get("task", "classifier") != "classifier":
-            raise ConfigError(f"{workdir} holds a {config.task!r} run; features need a classifier run "
-                              "(e.g. experiments/configs/cnn_cifar10.py or cnn_mnist.py)")
+        config = classifier_config(workdir)
         model = models.build(config.model.name, **{k: v for k, v in config.model.items() if k != "name"})
         shape = runner.image_shape(config)
         state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
@@ -72,13 +82,19 @@ class ClassifierFeatures:
                    model, state.variables(), shape)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        x = np.asarray(images, np.float32)
-        if x.ndim != 4 or x.shape[-1] != self.image_shape[-1] or not len(x):
-            raise DataError(f"images must be (N, H, W, {self.image_shape[-1]}) for features of {self.name}; "
-                            f"got shape {x.shape}")
-        out = []
-        for start in range(0, len(x), BATCH):
-            chunk = x[start:start + BATCH]
-            padded = np.concatenate([chunk, np.zeros((BATCH - len(chunk), *chunk.shape[1:]), np.float32)])
-            out.append(np.asarray(self._fn(jnp.asarray(padded)))[:len(chunk)])
-        return np.concatenate(out)
+        return batched(self._fn, images, (self.image_shape[-1],), self.name, BATCH)
+
+
+def batched(fn, images: np.ndarray, channels: tuple[int, ...], name: str, batch: int) -> np.ndarray:
+    """fn over `images` (float NHWC, channel count one of `channels`) in zero-padded batches of
+    `batch` (or of the image count, if smaller), so that one compiled shape serves a whole set."""
+    x = np.asarray(images, np.float32)
+    if x.ndim != 4 or x.shape[-1] not in channels or not len(x):
+        want = " or ".join(map(str, channels))
+        raise DataError(f"images must be (N, H, W, {want}) for features of {name}; got shape {x.shape}")
+    out, batch = [], min(batch, len(x))
+    for start in range(0, len(x), batch):
+        chunk = x[start:start + batch]
+        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
+        out.append(np.asarray(fn(jnp.asarray(padded)))[:len(chunk)])
+    return np.concatenate(out)

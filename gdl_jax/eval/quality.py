@@ -11,11 +11,34 @@ from gdl_jax.eval import frechet
 from gdl_jax.eval.precision_recall import precision_recall
 
 
-def metrics_for(feature_workdir: str, real: np.ndarray, fake: np.ndarray) -> dict:
-    """feature_metrics with the features of the classifier trained in `feature_workdir` (a
-    trainer's config.quality_features)."""
+def wanted(config) -> bool:
+    """Whether the config asks for feature-space metrics: config.quality_features (a classifier
+    run's workdir) or config.inception_weights (the FID InceptionV3's weights file)."""
+    return bool(config.get("quality_features") or config.get("inception_weights"))
+
+
+def check(config) -> None:
+    """Fails before training, with a one-line error, on a feature source that cannot be read."""
+    from gdl_jax.eval import features, inception
+
+    if config.get("quality_features"):
+        features.classifier_config(config.quality_features)
+    if config.get("inception_weights"):
+        inception.variables_from_state_dict(inception.read_state_dict(config.inception_weights))
+
+
+def metrics_for_config(config, real: np.ndarray, fake: np.ndarray) -> dict:
+    """{'feature_metrics': ...} in the classifier's features (config.quality_features) and
+    {'inception_metrics': ...} in InceptionV3's (config.inception_weights), for those set."""
     from gdl_jax.eval.features import ClassifierFeatures
-    return feature_metrics(ClassifierFeatures.from_workdir(feature_workdir), real, fake)
+    from gdl_jax.eval.inception import InceptionFeatures
+
+    out = {}
+    if config.get("quality_features"):
+        out["feature_metrics"] = feature_metrics(ClassifierFeatures.from_workdir(config.quality_features), real, fake)
+    if config.get("inception_weights"):
+        out["inception_metrics"] = feature_metrics(InceptionFeatures(config.inception_weights), real, fake)
+    return out
 
 
 def feature_metrics(features: Callable[[np.ndarray], np.ndarray], real: np.ndarray, fake: np.ndarray,
