@@ -10,6 +10,9 @@ penalty (WGANs). The analysis writes, under the file names the config gives:
 - generated images beside their nearest training images by L1 distance, searched on device over
   the training set (Fig 4-10; a pool of `analysis.nearest_pool` faces for streamed CelebA);
 - a grid of 50 samples (Fig 4-12 for a collapsed run);
+- novelty, the book's rule 2 (gdl_jax.eval.novelty): the nearest-training-image L1 distance of
+  analysis.novelty_held_out samples against that of as many real images never trained on (the
+  test split; for Quick Draw, drawings held out of training);
 - sample quality measured during training against the loss that should track it (the
   Wasserstein estimate; the GAN's generator loss): book 4.4's claim as a rank correlation;
 - with config.quality_features (a classifier run), the Frechet distance, precision and recall of
@@ -106,21 +109,32 @@ def real_per_step(config: ml_collections.ConfigDict) -> int:
     return config.batch_size * (config.n_critic if is_wgan(config) else 1)
 
 
-def load_data(config: ml_collections.ConfigDict, mesh) -> tuple[gdata.Feeder, np.ndarray]:
-    """The feeder and the training images the analysis compares samples with (uint8): every one
-    for data held on device; for streamed CelebA, the first analysis.nearest_pool faces."""
+def load_data(config: ml_collections.ConfigDict, mesh) -> tuple[gdata.Feeder, np.ndarray, np.ndarray | None]:
+    """The feeder; the training images the analysis compares samples with (uint8): every one
+    for data held on device, for streamed CelebA the first analysis.nearest_pool faces; and
+    analysis.novelty_held_out real images never trained on (None for 0): from the test split, or
+    for Quick Draw, which has none, held out of training (gdl_jax.train.runner.load_splits)."""
     per_step = real_per_step(config)
+    n_held = config.analysis.get("novelty_held_out", 0)
     if config.data.name == "celeba":
         d = config.data
         if d.train_subset:
             raise ConfigError("data.train_subset is for data held on device; CelebA streams every face")
         source = open_celeba("train", d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
         pool = source.load(np.arange(min(len(source), config.analysis.nearest_pool)))
+        held = None
+        if n_held:
+            test = open_celeba("test", d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
+            held = test.load(np.arange(min(len(test), n_held)))
         feeder = gdata.StreamFeeder(source, runner.shuffle_key(config), per_step, mesh, VALUE_RANGE,
                                     workers=d.stream_workers, prefetch=d.prefetch, processes=d.stream_processes)
-        return feeder, pool
-    train, _ = runner.load_splits(config, splits=("train",))
-    return runner.device_feeder(config, train, mesh, VALUE_RANGE, per_step), train.images
+        return feeder, pool, held
+    train, test = runner.load_splits(config, splits=("train", "test") if n_held else ("train",), held_out=n_held)
+    held = None
+    if n_held:
+        held = test.images[np.sort(np.random.default_rng(config.seed).choice(len(test), min(n_held, len(test)),
+                                                                             replace=False))]
+    return runner.device_feeder(config, train, mesh, VALUE_RANGE, per_step), train.images, held
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
@@ -130,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     parallel.check_batch_size(config.batch_size, mesh)
     generator, discriminator = adversarial.networks(config)
     shape = runner.image_shape(config)
-    feeder, train_images = load_data(config, mesh)
+    feeder, train_images, held_out = load_data(config, mesh)
     g_summary = summarize(generator, (1, config.z_dim))
     if tuple(g_summary.layers[-1].output_shape[1:]) != shape:
         raise ConfigError(f"model.generator makes {g_summary.layers[-1].output_shape[1:]} images but the data "
@@ -161,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                 hooks=[snapshot, quality_hook(config, workdir, train_images), *hooks])
     results = {"model": config.task, "data": config.data.name, "steps": int(state.step),
                "discriminator_params": d_summary.total, "generator_params": g_summary.total,
-               **analyze(state, config, train_images, records, workdir, z_fixed)}
+               **analyze(state, config, train_images, held_out, records, workdir, z_fixed)}
     runner.write_results(workdir, results)
     return results
 
@@ -236,8 +250,8 @@ def to_unit(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images) + 1) / 2
 
 
-def analyze(state, config, train_images: np.ndarray, records: list[dict], workdir: pathlib.Path,
-            z_fixed: jax.Array) -> dict:
+def analyze(state, config, train_images: np.ndarray, held_out: np.ndarray | None, records: list[dict],
+            workdir: pathlib.Path, z_fixed: jax.Array) -> dict:
     a = config.analysis
     steps = [r for r in records if r["kind"] == "train"]
     (figures.wgan_history if is_wgan(config) else figures.gan_history)(steps, workdir / a.history_png)
@@ -267,6 +281,12 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
         z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 2), (n, config.z_dim))
         quality_metrics = quality.metrics_for_config(config, train_images[chosen] / 255.0,
                                                      to_unit(generate(state.generator, z)))
+    novelty = {}
+    if held_out is not None:   # the book's rule 2: as many samples as held-out images, against the same images
+        z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 3), (len(held_out), config.z_dim))
+        novelty = {"novelty": {**geval.novelty(np.asarray(generate(state.generator, z)), train_images, held_out,
+                                               scale=2 / 255, offset=-1.0), "held_out_images": len(held_out),
+                               "training_images_searched": len(train_images)}}
     tracking = {}
     measured = read_quality(workdir)
     if measured and a.get("quality_every_steps"):
@@ -276,6 +296,6 @@ def analyze(state, config, train_images: np.ndarray, records: list[dict], workdi
         figures.loss_and_quality(tracking["series"], loss, workdir / a.quality_png)
     return {"last_100_steps": {k: float(np.mean([r[k] for r in tail])) for k in tail[-1] if k not in ("step", "kind")},
             **failure_numbers(steps, many, real, is_wgan(config)), "quality_tracking": tracking,
-            **quality_metrics,
+            **quality_metrics, **novelty,
             "nearest_l1": [float(d) for d in distance], "nearest_index": [int(i) for i in index],
             "sample_steps_saved": [step for step, _ in saved]}

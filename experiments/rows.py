@@ -25,7 +25,8 @@ GAN_QUICK = _gan_quick(30, "--config.batch_size=16")
 ACCURACY = (Field("params", "params", ","), Field("train acc", "train_accuracy", ".1%"),
             Field("test acc", "test_accuracy", ".1%"))
 GAN_FIELDS = (Field("D params", "discriminator_params", ","), Field("G params", "generator_params", ","),
-              Field("diversity", "sample_diversity", ".3f"), Field("FD", "feature_metrics.frechet_distance", ".4g"))
+              Field("diversity", "sample_diversity", ".3f"), Field("FD", "feature_metrics.frechet_distance", ".4g"),
+              Field("novelty", "novelty.ratio", ".2f"))
 
 ROWS = (
     Row("world_map", ("1.1",), "world-map game (Fig 1-4..1-6)", "experiments.world_map", ("--workdir={workdir}",),

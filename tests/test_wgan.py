@@ -201,6 +201,8 @@ def test_wgan_on_horses_runs_and_writes_its_figures(cifar_dir, tmp_path):
     assert {"c_loss_real", "c_loss_fake", "c_loss", "wasserstein_estimate", "g_loss"} <= set(steps[0])
     assert "gradient_penalty" not in steps[0]
     assert results["model"] == "wgan" and results["sample_steps_saved"] == [2, 5]
+    # novelty against the test split's horses (none held out of training)
+    assert (results["novelty"]["held_out_images"], results["novelty"]["training_images_searched"]) == (4, 16)
     for name in ("history.png", "fig_4_15_samples_during_training.png", "nearest_training.png", "samples.png"):
         assert (tmp_path / name).stat().st_size > 0
 
@@ -214,6 +216,7 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
     whole = train.train_and_evaluate(config, tmp_path / "whole")
     assert whole["model"] == "wgan" and "gradient_penalty" in whole["last_100_steps"]
     assert (tmp_path / "whole" / "fig_4_19_history.png").stat().st_size > 0
+    assert (whole["novelty"]["held_out_images"], whole["novelty"]["training_images_searched"]) == (4, 6)
     import gdl_jax  # the WGAN-GP's generator loads like the GAN's: faces in [0, 1]
 
     generator = gdl_jax.load(tmp_path / "whole")

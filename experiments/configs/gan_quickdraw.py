@@ -49,5 +49,6 @@ def get_config() -> ml_collections.ConfigDict:
         "grid_png": "samples.png",                     # 50 samples of the trained generator
         "quality_every_steps": 100,                    # sample quality during training (0: never)
         "quality_png": "loss_vs_quality.png",          # it against the generator's loss
+        "novelty_held_out": 100,   # drawings held out of training: the novelty baseline (Quick Draw has no test split)
     })
     return c

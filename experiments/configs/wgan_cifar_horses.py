@@ -53,5 +53,6 @@ def get_config() -> ml_collections.ConfigDict:
         "grid_png": "samples.png",
         "quality_every_steps": 100,       # sample quality during training (0: never)
         "quality_png": "loss_vs_quality.png",   # it against the Wasserstein estimate
+        "novelty_held_out": 1000,         # test images: the novelty baseline (0: no novelty)
     })
     return c

@@ -206,6 +206,11 @@ def _atomic_savez(path: pathlib.Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
+def has_test_split(name: str) -> bool:
+    """Whether data set `name` comes with a test split (Quick Draw does not)."""
+    return name.partition("/")[0] != "quickdraw"
+
+
 # ------------------------------------------------------------------- Quick Draw (raw bitmaps)
 
 def _load_quickdraw(folder: pathlib.Path, split: str, category: str) -> ArrayData:

@@ -73,16 +73,28 @@ def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
     return shapes[base]
 
 
-def load_splits(config: ml_collections.ConfigDict, splits: Sequence[str] = ("train", "test")
-                ) -> tuple[gdata.ArrayData, gdata.ArrayData | None]:
+def load_splits(config: ml_collections.ConfigDict, splits: Sequence[str] = ("train", "test"),
+                held_out: int = 0) -> tuple[gdata.ArrayData, gdata.ArrayData | None]:
     """The train split and the test split (None unless asked for), on the host.
 
-    data.train_subset > 0 keeps that many training examples drawn at random (seeded by
+    A data set without a test split (Quick Draw) gets one when `held_out` > 0: that many training
+    examples, drawn at random (seeded by config.seed), leave training to be the test split.
+    data.train_subset > 0 then keeps that many training examples drawn at random (seeded by
     config.seed), not the first ones: local copies can be ordered by class.
     """
     args = (config.data.data_dir or None, config.data.source)
     train = gdata.load(config.data.name, "train", *args)
-    test = gdata.load(config.data.name, "test", *args) if "test" in splits else None
+    test = None
+    if "test" in splits and (gdata.has_test_split(config.data.name) or not held_out):
+        test = gdata.load(config.data.name, "test", *args)
+    elif "test" in splits:
+        if held_out >= len(train):
+            raise ConfigError(f"{config.data.name} has no test split, and holding out {held_out} of its "
+                              f"{len(train)} training examples leaves none to train on")
+        out = np.zeros(len(train), bool)
+        out[np.random.default_rng([config.seed, 1]).choice(len(train), held_out, replace=False)] = True
+        test = gdata.ArrayData(train.images[out], train.labels[out], train.class_names)
+        train = gdata.ArrayData(train.images[~out], train.labels[~out], train.class_names)
     if config.data.train_subset:
         n = config.data.train_subset
         if n > len(train):
