@@ -70,6 +70,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     runner.axis_name(config)
     runner.compute_dtype(config)
     quality.check(config)
+    if config.analysis.get("novelty_held_out", 0) < 0:
+        raise ConfigError(f"analysis.novelty_held_out must be >= 0 (0 = no novelty), got "
+                          f"{config.analysis.novelty_held_out}")
     if config.analysis.get("quality_every_steps", 0) < 0:
         raise ConfigError(f"analysis.quality_every_steps must be >= 0 (0 = never), got "
                           f"{config.analysis.quality_every_steps}")

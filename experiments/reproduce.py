@@ -14,8 +14,8 @@ report.json the same as data. Presets:
   $GDL_JAX_CONV=rule, unless it is set: no per-row timing of their forms).
 The GAN and VAE rows on MNIST-sized and CIFAR-10 images measure their samples in the features of a
 classifier trained by an earlier row (features.mnist, features.celeba, the CIFAR-10 CNN of 2.3);
-with --inception_weights (pytorch-fid's FID InceptionV3 weights, .pth or .npz) also in InceptionV3's,
-an FID comparable with published ones (gdl_jax.eval.inception). Data: --data_dir,
+with --inception_weights (pytorch-fid's FID InceptionV3 weights, .pth or .npz) also in InceptionV3's:
+FID, comparable with pytorch-fid's on as many images (gdl_jax.eval.inception). Data: --data_dir,
 else $GDL_DATA_DIR, else tensorflow-datasets. Running the same command again resumes each row
 from its workdir.
 """
@@ -27,7 +27,6 @@ from absl import app, flags
 from experiments.rows import ROWS
 from gdl_jax import report
 from gdl_jax.errors import GdlError
-from gdl_jax.eval import inception
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "quick", ["quick", "book"], "quick: minutes on a CPU; book: the book's budgets.")
@@ -45,7 +44,8 @@ def main(argv):
     try:
         rows = report.select(ROWS, FLAGS.only)
         if FLAGS.inception_weights:
-            inception.variables_from_state_dict(inception.read_state_dict(FLAGS.inception_weights))
+            from gdl_jax.eval import inception
+            inception.load_variables(FLAGS.inception_weights)
             rows = report.with_inception(rows, FLAGS.inception_weights)
     except GdlError as e:
         raise app.UsageError(str(e)) from None

@@ -4,7 +4,8 @@ pytorch-fid's own network for them, saved as tests/data/inception_fid_reference.
 The real FID weights cannot be downloaded here, so the port is checked on random weights: the
 same state dict goes through pytorch-fid's `InceptionV3` (its code, its resize and its strict
 `load_state_dict`) and through gdl_jax.eval.inception. Regenerating the reference needs torch,
-torchvision and pytorch-fid (e.g. `pip install torch==2.14.1 torchvision==0.29.1 pytorch-fid`):
+torchvision and pytorch-fid; the committed file was made with `pip install torch==2.14.1
+torchvision==0.29.1 pytorch-fid==0.3.0` (this torchvision needs that torch, not the bench extra's):
 
     python tests/_inception_reference.py
 """

@@ -8,7 +8,7 @@ import pytest
 from conftest import tiny_gan_config, write_quickdraw_cats
 
 from gdl_jax import losses
-from gdl_jax.errors import ConfigError
+from gdl_jax.errors import CheckpointError, ConfigError
 from gdl_jax.models.gan import Discriminator, Generator, upsample_nearest
 from gdl_jax.models.summary import summarize
 from gdl_jax.train import adversarial
@@ -224,6 +224,14 @@ def test_gan_novelty_against_drawings_held_out_of_training(tmp_path):
     assert nov["ratio"] == pytest.approx(nearest(samples).mean() / nearest(held_px).mean(), rel=1e-5)
     with pytest.raises(ConfigError, match="holding out 40 of its 40 training examples leaves none"):
         runner.load_splits(config, ("train", "test"), held_out=40)
+    config.data.train_subset = 33
+    with pytest.raises(ConfigError, match="larger than the 32 training examples left after 8 held out"):
+        runner.load_splits(config, ("train", "test"), held_out=8)
+    # the held-out count decides the training set: a resume must keep it
+    config.data.train_subset = 0
+    config.analysis.novelty_held_out = 4
+    with pytest.raises(CheckpointError, match="analysis.novelty_held_out: 8 there, 4 now"):
+        train.train_and_evaluate(config, tmp_path / "run")
 
 
 def test_loss_quality_tracking_against_hand_computations():

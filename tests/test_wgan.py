@@ -235,6 +235,7 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"clip_value": 0.0, "gp_weight": 0.0}, "needs clip_value > 0 .* or gp_weight > 0"),
     ({"n_critic": 0}, "n_critic must be positive"),
+    ({"analysis.novelty_held_out": -1}, "analysis.novelty_held_out must be >= 0"),
     ({"model.critic.batch_norm_momentum": 0.9}, "cannot have BatchNorm"),
     ({"model.generator.strides": (2, 1)}, "both upsample > 1 and stride > 1"),
     ({"model.generator.initial_shape": (4, 4, 8)},

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import pathlib
+from typing import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from gdl_jax import models
@@ -43,7 +45,7 @@ def penultimate(model: nn.Module, variables: dict, images: jax.Array) -> jax.Arr
     return seen[-1].reshape(images.shape[0], -1)
 
 
-def classifier_config(workdir: str | os.PathLike):
+def classifier_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
     """The config of the classifier run in `workdir`; a one-line error if it holds none."""
     from gdl_jax import api
 
@@ -85,7 +87,8 @@ class ClassifierFeatures:
         return batched(self._fn, images, (self.image_shape[-1],), self.name, BATCH)
 
 
-def batched(fn, images: np.ndarray, channels: tuple[int, ...], name: str, batch: int) -> np.ndarray:
+def batched(fn: Callable[[jax.Array], jax.Array], images: np.ndarray, channels: tuple[int, ...], name: str,
+            batch: int) -> np.ndarray:
     """fn over `images` (float NHWC, channel count one of `channels`) in zero-padded batches of
     `batch` (or of the image count, if smaller), so that one compiled shape serves a whole set."""
     x = np.asarray(images, np.float32)

@@ -7,13 +7,16 @@ the `.pth`; `np.savez(out, **{k: v.numpy() for k, v in state_dict.items()})` con
 wherever torch is). The preprocessing is pytorch-fid's: bilinear resize to 299x299 (half-pixel
 centres, no antialiasing, as torch's `interpolate(align_corners=False)`), then x * 2 - 1.
 Greyscale images are repeated to three channels. With these weights the distances are comparable
-with published FIDs computed by pytorch-fid on the same number of images.
+with published FIDs computed by pytorch-fid on as many images (published ones use 50,000; these
+are float images, not the 8-bit files pytorch-fid reads, a difference of at most half a grey
+level).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import pickle
 import zipfile
 
 import jax
@@ -26,7 +29,8 @@ from gdl_jax.models.inception import INPUT_SIZE, FIDInceptionV3
 
 BATCH = 32  # images per compiled call (at 299x299, a bigger batch buys little and costs memory)
 
-# state-dict entries the features do not use: the 1008-way classifier head, BatchNorm's counters
+# state-dict entries the features do not use: the 1008-way classifier head (and, by their
+# suffix, BatchNorm's num_batches_tracked counters)
 _UNUSED = ("fc.weight", "fc.bias")
 
 
@@ -51,6 +55,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises many types for a bad file
+            if isinstance(e, pickle.UnpicklingError):   # torch's message is a page long
+                what = ("holds pickled objects, not a plain state dict (save model.state_dict())"
+                        if "Unsupported global" in str(e) else
+                        "torch cannot read it (not a torch file, or a corrupt one)")
+                raise ConfigError(f"InceptionV3 weights {path}: {what}") from None
             raise ConfigError(f"InceptionV3 weights {path}: torch cannot read it ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
         if not isinstance(state, dict):
@@ -59,10 +68,16 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     raise ConfigError(f"InceptionV3 weights {path}: expected a .pth, .pt or .npz file")
 
 
-def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
+def load_variables(path: str | os.PathLike) -> dict:
+    """FIDInceptionV3's variables from the weights file at `path` (read_state_dict)."""
+    return variables_from_state_dict(read_state_dict(path), pathlib.Path(path).name)
+
+
+def variables_from_state_dict(state: dict[str, np.ndarray], source: str = "state dict") -> dict:
     """Flax variables of FIDInceptionV3 from a torch state dict of the FID network: conv weights
     OIHW -> HWIO, BatchNorm weight/bias/running stats -> scale/bias/mean/var. Every entry the
-    network needs must be there with its shape; unknown entries are an error (another network)."""
+    network needs must be there with its shape; unknown entries are an error (another network).
+    `source` names the file in errors."""
     model = FIDInceptionV3()
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3))))
     torch_name = {("params", "conv", "kernel"): "weight", ("params", "bn", "scale"): "weight",
@@ -74,12 +89,13 @@ def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
         collection, modules, layer, leaf_name = names[0], names[1:-2], names[-2], names[-1]
         key = ".".join([*modules, layer, torch_name[(collection, layer, leaf_name)]])
         if key not in state:
-            raise ConfigError(f"InceptionV3 weights: no entry {key!r}; is this pytorch-fid's FID network?")
+            raise ConfigError(f"InceptionV3 weights {source}: no entry {key!r}; is this pytorch-fid's FID network?")
         value = np.asarray(state[key], np.float32)
         h, w, i, o = leaf.shape if layer == "conv" else (0, 0, 0, 0)
         want = (o, i, h, w) if layer == "conv" else leaf.shape
         if value.shape != want:
-            raise ConfigError(f"InceptionV3 weights: {key!r} has shape {value.shape}, the network needs {want}")
+            raise ConfigError(f"InceptionV3 weights {source}: {key!r} has shape {value.shape}, the network "
+                              f"needs {want}")
         if layer == "conv":
             value = value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
         used.add(key)
@@ -89,7 +105,7 @@ def variables_from_state_dict(state: dict[str, np.ndarray]) -> dict:
         node[leaf_name] = value
     extra = sorted(k for k in state if k not in used and k not in _UNUSED and not k.endswith("num_batches_tracked"))
     if extra:
-        raise ConfigError(f"InceptionV3 weights: {len(extra)} entries the FID network does not have, e.g. "
+        raise ConfigError(f"InceptionV3 weights {source}: {len(extra)} entries the FID network does not have, e.g. "
                           f"{extra[0]!r}; is this pytorch-fid's FID network?")
     return out
 
@@ -99,10 +115,10 @@ class InceptionFeatures:
 
     def __init__(self, weights: str | os.PathLike):
         self.name = f"InceptionV3 FID ({pathlib.Path(weights).name})"
-        variables = variables_from_state_dict(read_state_dict(weights))
+        self._variables = jax.device_put(load_variables(weights))   # an argument, not 87 MB of constants
         model = FIDInceptionV3()
 
-        def features(x: jax.Array) -> jax.Array:
+        def features(variables: dict, x: jax.Array) -> jax.Array:
             if x.shape[-1] == 1:
                 x = jnp.repeat(x, 3, axis=-1)
             x = jax.image.resize(x, (x.shape[0], INPUT_SIZE, INPUT_SIZE, 3), "bilinear", antialias=False)
@@ -111,4 +127,4 @@ class InceptionFeatures:
         self._fn = jax.jit(features)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return batched(self._fn, images, (1, 3), self.name, BATCH)
+        return batched(lambda x: self._fn(self._variables, x), images, (1, 3), self.name, BATCH)

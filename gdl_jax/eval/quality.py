@@ -5,29 +5,30 @@ from __future__ import annotations
 
 from typing import Callable
 
+import ml_collections
 import numpy as np
 
 from gdl_jax.eval import frechet
 from gdl_jax.eval.precision_recall import precision_recall
 
 
-def wanted(config) -> bool:
+def wanted(config: ml_collections.ConfigDict) -> bool:
     """Whether the config asks for feature-space metrics: config.quality_features (a classifier
     run's workdir) or config.inception_weights (the FID InceptionV3's weights file)."""
     return bool(config.get("quality_features") or config.get("inception_weights"))
 
 
-def check(config) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     """Fails before training, with a one-line error, on a feature source that cannot be read."""
     from gdl_jax.eval import features, inception
 
     if config.get("quality_features"):
         features.classifier_config(config.quality_features)
     if config.get("inception_weights"):
-        inception.variables_from_state_dict(inception.read_state_dict(config.inception_weights))
+        inception.load_variables(config.inception_weights)
 
 
-def metrics_for_config(config, real: np.ndarray, fake: np.ndarray) -> dict:
+def metrics_for_config(config: ml_collections.ConfigDict, real: np.ndarray, fake: np.ndarray) -> dict:
     """{'feature_metrics': ...} in the classifier's features (config.quality_features) and
     {'inception_metrics': ...} in InceptionV3's (config.inception_weights), for those set."""
     from gdl_jax.eval.features import ClassifierFeatures

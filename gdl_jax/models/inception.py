@@ -16,7 +16,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-FEATURES = 2048
 INPUT_SIZE = 299
 
 
@@ -46,6 +45,7 @@ def _max_pool_s2(x: jax.Array) -> jax.Array:
 
 
 class InceptionA(nn.Module):
+    """35x35 block: 1x1, 5x5, double 3x3 and pool branches."""
     pool_features: int
 
     @nn.compact
@@ -61,6 +61,8 @@ class InceptionA(nn.Module):
 
 
 class InceptionB(nn.Module):
+    """35 -> 17 reduction: stride-2 3x3, double 3x3 and max-pool branches."""
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         b3 = BasicConv2d(384, (3, 3), stride=2, name="branch3x3")(x)
@@ -71,6 +73,7 @@ class InceptionB(nn.Module):
 
 
 class InceptionC(nn.Module):
+    """17x17 block: 1x1, factorised 7x7, double factorised 7x7 and pool branches."""
     channels_7x7: int
 
     @nn.compact
@@ -91,6 +94,8 @@ class InceptionC(nn.Module):
 
 
 class InceptionD(nn.Module):
+    """17 -> 8 reduction: 3x3 and 7x7-then-3x3 stride-2 branches, and a max-pool."""
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         b3 = BasicConv2d(192, name="branch3x3_1")(x)
@@ -103,6 +108,7 @@ class InceptionD(nn.Module):
 
 
 class InceptionE(nn.Module):
+    """8x8 block: 1x1, split 3x3, double split 3x3 and pool branches."""
     max_pool: bool = False  # the FID network's last block max-pools its pool branch
 
     @nn.compact

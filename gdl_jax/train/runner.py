@@ -31,10 +31,11 @@ from gdl_jax.train.state import TrainState, check_compute_dtype
 from gdl_jax.train.workdir import claim
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
-# The config keys that make two runs the same run (a resume must match them).
+# The config keys that make two runs the same run (a resume must match them). A GAN's
+# analysis.novelty_held_out is one: on Quick Draw it takes drawings out of training.
 IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "data.image_size", "data.crop",
-                 "data.test_size", "batch_size", "optimizer", "optimizer_kwargs", "learning_rate",
-                 "d_learning_rate", "g_learning_rate", "generator_steps", "d_freeze_step", "n_critic",
+                 "data.test_size", "analysis.novelty_held_out", "batch_size", "optimizer", "optimizer_kwargs",
+                 "learning_rate", "d_learning_rate", "g_learning_rate", "generator_steps", "d_freeze_step", "n_critic",
                  "clip_value", "gp_weight", "z_dim", "seed")
 
 
@@ -84,7 +85,7 @@ def load_splits(config: ml_collections.ConfigDict, splits: Sequence[str] = ("tra
     """
     args = (config.data.data_dir or None, config.data.source)
     train = gdata.load(config.data.name, "train", *args)
-    test = None
+    test, carved = None, ""
     if "test" in splits and (gdata.has_test_split(config.data.name) or not held_out):
         test = gdata.load(config.data.name, "test", *args)
     elif "test" in splits:
@@ -95,10 +96,11 @@ def load_splits(config: ml_collections.ConfigDict, splits: Sequence[str] = ("tra
         out[np.random.default_rng([config.seed, 1]).choice(len(train), held_out, replace=False)] = True
         test = gdata.ArrayData(train.images[out], train.labels[out], train.class_names)
         train = gdata.ArrayData(train.images[~out], train.labels[~out], train.class_names)
+        carved = f" left after {held_out} held out as the test split"
     if config.data.train_subset:
         n = config.data.train_subset
         if n > len(train):
-            raise ConfigError(f"data.train_subset {n} is larger than the {len(train)} training examples")
+            raise ConfigError(f"data.train_subset {n} is larger than the {len(train)} training examples{carved}")
         keep = np.sort(np.random.default_rng(config.seed).choice(len(train), n, replace=False))
         train = gdata.ArrayData(train.images[keep], train.labels[keep], train.class_names)
     return train, test
