@@ -164,7 +164,8 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     entry["ours"] = {f.label: lookup(results, f.key) for f in row.fields}
     entry["fmt"] = {f.label: f.fmt for f in row.fields}
     entry["metrics"] = {k: v for k, v in results.items()
-                        if k in ("feature_metrics", "inception_metrics", "test_bits_per_dim", "test_elbo_nats")}
+                        if k in ("feature_metrics", "inception_metrics", "novelty", "test_bits_per_dim",
+                                 "test_elbo_nats")}
     entry["figures"] = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*.png"))
     return entry
 
@@ -198,6 +199,11 @@ def markdown(report: dict, out: pathlib.Path) -> str:
             lines += ["", f"Sample quality in the features of {fm['features']}: Frechet distance "
                       f"{fm['frechet_distance']:.4g}, precision {fm['precision']:.3f}, recall {fm['recall']:.3f} "
                       f"(k = {fm['k']}; {fm['generated_images']} generated against {fm['real_images']} real images)."]
+        nov = r["metrics"].get("novelty")
+        if nov and nov.get("ratio") is not None:
+            lines += ["", f"Novelty (rule 2): the samples' mean L1 distance to their nearest training image "
+                      f"{nov['nearest_l1_samples']:.3f}, held-out images' {nov['nearest_l1_held_out']:.3f}: ratio "
+                      f"{nov['ratio']:.2f}, copies {nov['copies']:.1%}."]
         if r["metrics"].get("test_bits_per_dim") is not None:
             lines += ["", f"ELBO {r['metrics']['test_elbo_nats']:.2f} nats, "
                       f"{r['metrics']['test_bits_per_dim']:.4f} bits/dim (held out)."]

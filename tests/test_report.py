@@ -24,6 +24,7 @@ FAKE = textwrap.dedent('''
     if "value2" in args:
         results["feature_metrics"] = {"features": "cnn on mnist", "frechet_distance": 1.25, "precision": 0.5,
                                       "recall": 0.25, "k": 3, "real_images": 10, "generated_images": 10}
+        results["novelty"] = {"nearest_l1_samples": 0.33, "nearest_l1_held_out": 0.3, "ratio": 1.1, "copies": 0.02}
     if "config.inception_weights" in args:
         results["inception_metrics"] = {"features": "InceptionV3 FID", "frechet_distance": 31.5, "precision": 0.75,
                                         "recall": 0.125, "k": 3, "real_images": 10, "generated_images": 10}
@@ -75,6 +76,7 @@ def test_a_failed_row_is_reported_and_the_rest_still_run(tmp_path):
     assert "| 1.1 | first | ok |" in md and "value 1.50; n 7; from none |" in md
     assert "error: this row's data is missing" in md
     assert "Frechet distance 1.25, precision 0.500, recall 0.250" in md
+    assert "image 0.330, held-out images' 0.300: ratio 1.10, copies 2.0%." in md
     assert "![fig.png](rows/a/fig.png)" in md and (out / "rows/a/fig.png").is_file()
 
 
