@@ -11,8 +11,9 @@ held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the 
 - both: held-out MSE, the VAE's ELBO in nats and bits per dimension, how Gaussian the held-out
   codes are (faces: z sampled from q(z|x), first 50 dimensions), and `latents.npz` (the codes'
   bounding box; the faces' 40 attribute vectors), which `gdl_jax.load` reads;
-- digits: the novelty of config.quality_samples decoded random points (gdl_jax.eval.novelty: their
-  nearest-training-image L1 distance against held-out digits'); with config.quality_features (a
+- the novelty of config.quality_samples decoded random points (gdl_jax.eval.novelty: their
+  nearest-training-image L1 distance against held-out images'; faces: the first
+  analysis.nearest_pool training faces searched); with config.quality_features (a
   classifier run), their Frechet distance, precision and recall against as many held-out images
   in its feature space; with config.inception_weights, the same in FID's InceptionV3 features.
 """
@@ -166,16 +167,17 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
         out = analyze_faces(trained, config, train, test, test_attributes > 0, z, log_var, workdir, latents)
     else:
         out = analyze_digits(trained, config, test, z, workdir)
-    in_memory = isinstance(train, gdata.ArrayData)   # digits: rule 2 against the whole training set
-    if in_memory or quality.wanted(config):
-        # samples as the book draws them (gdl_jax.eval.sample_latents) against as many held-out images
-        n = min(config.quality_samples, len(test))
-        rng = np.random.default_rng(config.seed)
-        fake = trained.decode(geval.sample_latents(rng, z, trained.variational, n))
-        real = test.images[rng.choice(len(test), n, replace=False)]
-        if in_memory:
-            out["novelty"] = geval.novelty(fake, train.images, real, scale=1 / 255)
-        out.update(quality.metrics_for_config(config, real / 255.0, fake))
+    # samples as the book draws them (gdl_jax.eval.sample_latents) against as many held-out images
+    n = min(config.quality_samples, len(test))
+    rng = np.random.default_rng(config.seed)
+    fake = trained.decode(geval.sample_latents(rng, z, trained.variational, n))
+    real = test.images[rng.choice(len(test), n, replace=False)]
+    # rule 2 against every training digit; for streamed faces, the first analysis.nearest_pool
+    searched = train.images if isinstance(train, gdata.ArrayData) else \
+        train.load(np.arange(min(len(train), config.analysis.get("nearest_pool", 5000))))
+    out["novelty"] = {**geval.novelty(fake, searched, real, scale=1 / 255), "held_out_images": n,
+                      "training_images_searched": len(searched)}
+    out.update(quality.metrics_for_config(config, real / 255.0, fake))
     if parallel.is_writer():
         tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
         np.savez(tmp, **latents)

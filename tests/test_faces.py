@@ -67,6 +67,9 @@ def test_streamed_faces_run_kill_resume_and_load(faces_dir, tmp_path):
     assert whole["test_examples"] == 8 and whole["params"] > 0
     assert len(whole["latent"]["ks_to_standard_normal"]) == 6
     assert set(whole["attribute_test_auc"]) == {"Smiling", "Male"}
+    # rule 2 against the training faces searched (all 32 here), the held-out ones as baseline
+    assert (whole["novelty"]["held_out_images"], whole["novelty"]["training_images_searched"]) == (8, 32)
+    assert whole["novelty"]["ratio"] > 0
     for name in FIGURES:
         assert (tmp_path / "whole" / name).stat().st_size > 0
 

@@ -38,5 +38,6 @@ def get_config() -> ml_collections.ConfigDict:
         "arithmetic_faces": 2,        # held-out faces per attribute in Fig 3-21
         "morph_pair": (0, 1),         # held-out face indices for Fig 3-22
         "morph_steps": 9,
+        "nearest_pool": 5000,         # training faces searched for the novelty of samples (rule 2)
     })
     return c
