@@ -116,12 +116,15 @@ def test_gan_steps_are_deterministic_and_move_samples_toward_the_data():
     assert gap(a) < 0.5 * gap(start), (gap(start), gap(a))
 
 
-def test_nearest_l1_matches_brute_force():
+@pytest.mark.parametrize("shape", [(6, 6, 1), (80, 70, 3)])   # 16,800 values: the images-minor form
+def test_nearest_l1_matches_brute_force(shape):
     from gdl_jax import eval as geval
+    from gdl_jax.eval import neighbours
 
+    assert (np.prod(shape) > neighbours.LONG_ROW) == (shape[0] == 80)
     rng = np.random.default_rng(0)
-    data = rng.integers(0, 256, (50, 6, 6, 1), dtype=np.uint8)
-    samples = np.stack([data[17] / 127.5 - 1, data[3] / 127.5 - 1 + 0.01, rng.uniform(-1, 1, (6, 6, 1))])
+    data = rng.integers(0, 256, (50, *shape), dtype=np.uint8)
+    samples = np.stack([data[17] / 127.5 - 1, data[3] / 127.5 - 1 + 0.01, rng.uniform(-1, 1, shape)])
     index, distance = geval.nearest_l1(samples, data, scale=2 / 255, offset=-1.0, chunk=16)
     real = data.astype(np.float64) * 2 / 255 - 1
     brute = np.array([[np.mean(np.abs(s - r)) for r in real] for s in samples])

@@ -16,6 +16,20 @@ def _chunk_l1(samples: jax.Array, chunk: jax.Array) -> jax.Array:
     return jnp.abs(a - b).mean(-1)
 
 
+@jax.jit
+def _chunk_l1_images_minor(samples: jax.Array, chunk: jax.Array) -> jax.Array:
+    """_chunk_l1 with the chunk's images along the minor axis: the sum over pixels runs as vector
+    adds across images. XLA:CPU's row sums collapse for long rows, this does not (2-core Zen 4,
+    100-500 samples against 1024 images, G differences/s: 0.50-0.62 -> 4.2-5.9 at 49,152 pixels;
+    but 5.2-8.1 -> 3.9-7.0 at 784-12,288 pixels, where _chunk_l1 stays)."""
+    a = samples.reshape(samples.shape[0], -1, 1)
+    b = chunk.reshape(chunk.shape[0], -1).astype(jnp.float32).T
+    return jnp.abs(a - b[None]).mean(1)
+
+
+LONG_ROW = 16384  # pixel values per image above which _chunk_l1_images_minor is the faster
+
+
 def nearest_l1(samples: np.ndarray, data: np.ndarray, scale: float = 1.0, offset: float = 0.0,
                chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """(index, distance) of each sample's nearest image in `data` by mean L1 distance (the book's
@@ -24,11 +38,12 @@ def nearest_l1(samples: np.ndarray, data: np.ndarray, scale: float = 1.0, offset
     data may be uint8: it is compared as data * scale + offset (e.g. 2/255 and -1 for [-1, 1]).
     """
     samples = jnp.asarray(samples, jnp.float32)
+    distances = _chunk_l1_images_minor if samples[0].size > LONG_ROW else _chunk_l1
     best_d = np.full(len(samples), np.inf)
     best_i = np.zeros(len(samples), np.int64)
     for start in range(0, len(data), chunk):
         block = jnp.asarray(data[start:start + chunk]).astype(jnp.float32) * scale + offset
-        d = np.asarray(_chunk_l1(samples, block))
+        d = np.asarray(distances(samples, block))
         i = d.argmin(1)
         better = d[np.arange(len(samples)), i] < best_d
         best_d[better] = d[np.arange(len(samples)), i][better]
