@@ -230,7 +230,11 @@ def test_gan_novelty_against_drawings_held_out_of_training(tmp_path):
     config.data.train_subset = 33
     with pytest.raises(ConfigError, match="larger than the 32 training examples left after 8 held out"):
         runner.load_splits(config, ("train", "test"), held_out=8)
-    # the held-out count decides the training set: a resume must keep it
+    # the held-out count decides the training set: a resume must keep it (only without a test split)
+    assert "analysis.novelty_held_out" in runner.identity_keys(config)
+    config.data.name = "cifar10/horse"
+    assert "analysis.novelty_held_out" not in runner.identity_keys(config)
+    config.data.name = "quickdraw/cat"
     config.data.train_subset = 0
     config.analysis.novelty_held_out = 4
     with pytest.raises(CheckpointError, match="analysis.novelty_held_out: 8 there, 4 now"):

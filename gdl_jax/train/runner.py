@@ -31,12 +31,18 @@ from gdl_jax.train.state import TrainState, check_compute_dtype
 from gdl_jax.train.workdir import claim
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
-# The config keys that make two runs the same run (a resume must match them). A GAN's
-# analysis.novelty_held_out is one: on Quick Draw it takes drawings out of training.
+# The config keys that make two runs the same run (a resume must match them; identity_keys).
 IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "data.image_size", "data.crop",
-                 "data.test_size", "analysis.novelty_held_out", "batch_size", "optimizer", "optimizer_kwargs",
-                 "learning_rate", "d_learning_rate", "g_learning_rate", "generator_steps", "d_freeze_step", "n_critic",
+                 "data.test_size", "batch_size", "optimizer", "optimizer_kwargs", "learning_rate",
+                 "d_learning_rate", "g_learning_rate", "generator_steps", "d_freeze_step", "n_critic",
                  "clip_value", "gp_weight", "z_dim", "seed")
+
+
+def identity_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """IDENTITY_KEYS, and for a data set without a test split a GAN's analysis.novelty_held_out
+    (the drawings it holds out of training: load_splits)."""
+    held_out = () if gdata.has_test_split(config.data.name) else ("analysis.novelty_held_out",)
+    return IDENTITY_KEYS + held_out
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -209,7 +215,7 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
     writes_files = parallel.is_writer()
     try:
         if writes_files:
-            claim(workdir, config, IDENTITY_KEYS)
+            claim(workdir, config, identity_keys(config))
         logging.info("%s on %s: %d examples, %d steps/epoch, %d devices, %s\n%s", config.model.name,
                      config.data.name, feeder.num_examples, feeder.steps_per_epoch, mesh.devices.size,
                      type(feeder).__name__, summary)
