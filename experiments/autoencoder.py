@@ -175,8 +175,7 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
     # rule 2 against every training digit; for streamed faces, the first analysis.nearest_pool
     searched = train.images if isinstance(train, gdata.ArrayData) else \
         train.load(np.arange(min(len(train), config.analysis.get("nearest_pool", 5000))))
-    out["novelty"] = {**geval.novelty(fake, searched, real, scale=1 / 255), "held_out_images": n,
-                      "training_images_searched": len(searched)}
+    out["novelty"] = geval.novelty(fake, searched, real, scale=1 / 255)
     out.update(quality.metrics_for_config(config, real / 255.0, fake))
     if parallel.is_writer():
         tmp = workdir / f"{LATENTS_FILE}.tmp.npz"

@@ -287,9 +287,8 @@ def analyze(state, config, train_images: np.ndarray, held_out: np.ndarray | None
     novelty = {}
     if held_out is not None:   # the book's rule 2: as many samples as held-out images, against the same images
         z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 3), (len(held_out), config.z_dim))
-        novelty = {"novelty": {**geval.novelty(np.asarray(generate(state.generator, z)), train_images, held_out,
-                                               scale=2 / 255, offset=-1.0), "held_out_images": len(held_out),
-                               "training_images_searched": len(train_images)}}
+        novelty = {"novelty": geval.novelty(np.asarray(generate(state.generator, z)), train_images, held_out,
+                                            scale=2 / 255, offset=-1.0)}
     tracking = {}
     measured = read_quality(workdir)
     if measured and a.get("quality_every_steps"):

@@ -130,3 +130,4 @@ def test_novelty_tells_copies_from_new_images():
     # the held-out baseline by hand: each held-out image's nearest training image, mean L1
     d = np.abs(held_out[:, None].astype(float) - train[None].astype(float)).mean((2, 3, 4)) / 255
     assert new["nearest_l1_held_out"] == pytest.approx(d.min(1).mean(), rel=1e-5)
+    assert (new["held_out_images"], new["training_images_searched"]) == (100, 300)

@@ -58,7 +58,7 @@ def novelty(samples: np.ndarray, train: np.ndarray, held_out: np.ndarray, scale:
     the test split, the baseline for "new"). ratio ~1: samples as novel as new data; near 0:
     copies of training images. copies: the fraction of samples nearer to a training image than
     all but 1% of held-out images are. ratio is None when every held-out image has an exact copy
-    in the training set (no baseline).
+    in the training set (no baseline). It also gives the two image counts.
 
     samples: float on the data's scale after `data * scale + offset`; train, held_out: uint8 or
     float as nearest_l1 takes them.
@@ -69,4 +69,5 @@ def novelty(samples: np.ndarray, train: np.ndarray, held_out: np.ndarray, scale:
     baseline = float(d_real.mean())
     return {"nearest_l1_samples": float(d_fake.mean()), "nearest_l1_held_out": baseline,
             "ratio": float(d_fake.mean()) / baseline if baseline > 0 else None,   # None: held-out images are copies
-            "copies": float((d_fake < threshold).mean()), "copy_threshold": threshold}
+            "copies": float((d_fake < threshold).mean()), "copy_threshold": threshold,
+            "held_out_images": len(held_out), "training_images_searched": len(train)}

@@ -92,9 +92,7 @@ def load_splits(config: ml_collections.ConfigDict, splits: Sequence[str] = ("tra
     args = (config.data.data_dir or None, config.data.source)
     train = gdata.load(config.data.name, "train", *args)
     test, carved = None, ""
-    if "test" in splits and (gdata.has_test_split(config.data.name) or not held_out):
-        test = gdata.load(config.data.name, "test", *args)
-    elif "test" in splits:
+    if "test" in splits and held_out and not gdata.has_test_split(config.data.name):
         if held_out >= len(train):
             raise ConfigError(f"{config.data.name} has no test split, and holding out {held_out} of its "
                               f"{len(train)} training examples leaves none to train on")
@@ -103,6 +101,8 @@ def load_splits(config: ml_collections.ConfigDict, splits: Sequence[str] = ("tra
         test = gdata.ArrayData(train.images[out], train.labels[out], train.class_names)
         train = gdata.ArrayData(train.images[~out], train.labels[~out], train.class_names)
         carved = f" left after {held_out} held out as the test split"
+    elif "test" in splits:
+        test = gdata.load(config.data.name, "test", *args)
     if config.data.train_subset:
         n = config.data.train_subset
         if n > len(train):
