@@ -75,7 +75,7 @@ ROWS = (
          Field("bits/dim", "test_bits_per_dim", ".3f"), Field("FD", "feature_metrics.frechet_distance", ".4g")),
         quick=(ONE, "--config.num_steps=30", "--config.data.eval_examples=100",
                "--config.analysis.attribute_examples=300", "--config.quality_samples=100",
-               "--config.log_every_steps=10"), needs=("features.celeba",)),
+               "--config.analysis.nearest_pool=500", "--config.log_every_steps=10"), needs=("features.celeba",)),
     Row("gan", ("4.1", "4.2"), "GAN on Quick Draw (Fig 4-8..4-10)", "experiments.main",
         _main("gan_quickdraw.py", "--config.quality_features={features.mnist}"),
         "D 720,833, G 844,161 params; 2000 steps", GAN_FIELDS, quick=GAN_QUICK, needs=("features.mnist",)),

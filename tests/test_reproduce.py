@@ -1,6 +1,7 @@
 """experiments.reproduce: every row's flags parse and validate; a real subset runs on the offline data."""
 
 import json
+import math
 import os
 import pathlib
 import subprocess
@@ -91,15 +92,20 @@ def test_quick_preset_rows_on_the_offline_data(tmp_path):
 
 
 @pytest.mark.skipif(not OFFLINE or os.environ.get("GDL_JAX_FULL_REPRODUCE") != "1",
-                    reason="the whole quick preset (about 7 min on a 2-core CPU): set GDL_JAX_FULL_REPRODUCE=1")
+                    reason="the whole quick preset (about 7 min on a 2-core CPU; .ci/run runs it): "
+                           "set GDL_JAX_FULL_REPRODUCE=1")
 def test_whole_quick_preset_on_the_offline_data(tmp_path):
-    """Every row of the quick preset runs and draws its figures; every generative row reports
-    feature metrics (digits and Quick Draw, CIFAR-10 horses, faces)."""
-    _, got = _reproduce(tmp_path)
+    """Every row of the quick preset runs and draws its figures, in table order; every
+    generative row reports feature metrics (digits and Quick Draw, CIFAR-10 horses, faces) on
+    as many samples as real images; the report embeds figures and counts every row ok."""
+    proc, got = _reproduce(tmp_path)
     assert [r["name"] for r in got["rows"] if r["status"] != "ok"] == []
+    assert [r["name"] for r in got["rows"]] == [r.name for r in rows.ROWS]
     assert all(r["figures"] for r in got["rows"])
-    rows_by_name = {r["name"]: r for r in got["rows"]}
+    by_name = {r["name"]: r for r in got["rows"]}
     for name in ("ae_mnist", "vae_mnist", "vae_faces", "gan", "gan_oscillation", "gan_collapse", "wgan", "wgan_gp"):
-        fm = rows_by_name[name]["metrics"]["feature_metrics"]
-        assert fm["frechet_distance"] > 0 and 0 <= fm["precision"] <= 1, name
-    assert rows_by_name["gan"]["ours"]["D params"] == 720_833
+        fm = by_name[name]["metrics"]["feature_metrics"]
+        assert math.isfinite(fm["frechet_distance"]) and fm["generated_images"] == fm["real_images"] >= 100, (name, fm)
+    assert by_name["gan"]["ours"]["D params"] == 720_833
+    assert f"{len(rows.ROWS)} of {len(rows.ROWS)} rows ok" in (tmp_path / "report.md").read_text()
+    assert f"[{len(rows.ROWS)}/{len(rows.ROWS)}] wgan_gp" in proc.stderr
