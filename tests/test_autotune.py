@@ -42,7 +42,8 @@ def test_the_step_is_timed_under_every_candidate_and_the_verdict_cached(fresh_ca
     [entry] = [e for k, e in json.loads(fresh_cache.read_text())[conv.machine()].items() if k.startswith("step ")]
     assert entry["mode"] == mode and mode in autotune.CANDIDATES
     assert sorted(entry["ms_per_dispatch"]) == sorted(autotune.CANDIDATES)
-    assert all(ms > 0 for ms in entry["ms_per_dispatch"].values())
+    ms = entry["ms_per_dispatch"]   # the verdict follows from the cached times
+    assert mode == ("rule" if ms["rule"] <= (1 + autotune.MARGIN) * min(ms.values()) else min(ms, key=ms.get))
 
 
 @pytest.mark.parametrize("ms, want", [({"rule": 10.0, "lax": 5.0, "layer": 9.0}, "lax"),

@@ -31,7 +31,8 @@ def test_smallest_run_writes_positive_numbers(tmp_path, capsys):
     expected = ROW_KEYS | (TORCH_KEYS if torch_bench else set())
     assert set(row) == expected
     assert (row["model"], row["batch_size"], row["params"]) == ("mlp", 8, 646_260)
-    assert row["jax_steps_per_s"] > 0 and row["gflop_per_step"] > 0 and row["jax_gflop_per_s"] > 0
+    dense = 6 * 8 * 646_260 / 1e9     # 2 FLOPs per weight and example, forward and both gradients
+    assert dense <= row["gflop_per_step"] <= 2 * dense, row["gflop_per_step"]   # XLA's count, per step
     assert row["jax_of_matmul_peak"] == pytest.approx(row["jax_gflop_per_s"] / env["matmul_peak_gflop_per_s"])
     # the state alone (params, Adam's two moments, float32) is an argument of the dispatch
     assert row["jax_peak_mib"] >= 3 * 646_260 * 4 / 2**20
@@ -52,7 +53,6 @@ def test_one_row_per_device_count_backend_and_conv_form_mode():
     assert [(r["devices"], r["parallel"], r["conv_forms"], r["params"]) for r in rows] == [
         (1, "sharded", "rule", 15_120), (1, "sharded", "lax", 15_120),
         (1, "pmap", "rule", 15_120), (1, "pmap", "lax", 15_120)]
-    assert all(r["jax_steps_per_s"] > 0 for r in rows)
 
 
 @pytest.mark.parametrize("name, total", [("mlp", 646_260), ("small_conv", 15_120), ("cnn", 592_554),

@@ -1,6 +1,7 @@
 """Classifier features for the sample-quality metrics, from a tiny trained classifier run."""
 
 import json
+import warnings
 
 import jax
 import numpy as np
@@ -84,16 +85,36 @@ def mnist_classifier(mnist_dir, tmp_path_factory):
 def _check_feature_metrics(m: dict, n: int) -> None:
     assert m["features"].startswith("cnn on mnist")
     assert m["real_images"] == m["generated_images"] == n
-    assert m["frechet_distance"] > 0 and 0 <= m["precision"] <= 1 and 0 <= m["recall"] <= 1
+
+
+def _frechet_scipy(a: np.ndarray, b: np.ndarray) -> float:
+    """The Frechet distance of two feature sets by scipy's matrix square root, in float64. With
+    fewer samples than features the covariances are singular, which scipy warns about; its root
+    still matched ours to 1e-3 in this test."""
+    import scipy.linalg
+
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Matrix is singular", scipy.linalg.LinAlgWarning)
+        root = scipy.linalg.sqrtm(ca @ cb).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * root))
 
 
 def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_path):
     """The classifier's features, and for the VAE InceptionV3's too (random FID weights, saved as
-    the .npz a user converts pytorch-fid's into): both reported, on the same images."""
+    the .npz a user converts pytorch-fid's into): both reported, on the same images. The VAE's
+    numbers equal an independent recomputation from its checkpoint: the samples and held-out
+    digits rebuilt as the analysis draws them, scipy's Frechet distance, brute-force precision,
+    recall and nearest-image L1."""
     from _inception_reference import random_fid_state_dict
     from conftest import tiny_gan_config, write_quickdraw_cats
+    from test_eval_metrics import _brute_force
 
+    from experiments import autoencoder
     from experiments.configs import vae_mnist
+    from gdl_jax import api
+    from gdl_jax.eval.inception import InceptionFeatures
 
     np.savez(tmp_path / "fid.npz", **random_fid_state_dict())
     c = vae_mnist.get_config()
@@ -105,11 +126,24 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     _check_feature_metrics(vae["feature_metrics"], 20)
     fid = vae["inception_metrics"]
     assert fid["features"] == "InceptionV3 FID (fid.npz)" and fid["real_images"] == fid["generated_images"] == 20
-    assert fid["frechet_distance"] > 0 and fid["frechet_distance"] != vae["feature_metrics"]["frechet_distance"]
+
+    model = api.load(tmp_path / "vae")
+    train_set, test, _ = autoencoder.load_data(c)
+    rng = np.random.default_rng(c.seed)          # as autoencoder.analyze draws them
+    fake = model.decode(rng.normal(size=(20, c.model.encoder.z_dim)))
+    held_out = test.images[rng.choice(len(test), 20, replace=False)]   # uint8: novelty's baseline too
+    real = held_out / np.float32(255)
+    for got, extractor in ((vae["feature_metrics"], gfeatures.ClassifierFeatures.from_workdir(mnist_classifier)),
+                           (fid, InceptionFeatures(tmp_path / "fid.npz"))):
+        f_real, f_fake = np.asarray(extractor(real)), np.asarray(extractor(fake))
+        assert got["frechet_distance"] == pytest.approx(_frechet_scipy(f_real, f_fake), rel=1e-3, abs=1e-4)
+        assert (got["precision"], got["recall"]) == pytest.approx(_brute_force(f_real, f_fake, 3))
+    assert fid["frechet_distance"] != vae["feature_metrics"]["frechet_distance"]
+    l1 = lambda x: np.abs(x.reshape(len(x), 1, -1) - train_set.images.reshape(1, len(train_set), -1) / 255.0
+                          ).mean(-1).min(1)
     nov = vae["novelty"]
-    assert nov["nearest_l1_samples"] > 0
-    # the tiny digits repeat (a bar at one of 10 places): held-out ones can all be in the training set
-    assert nov["ratio"] is None if nov["nearest_l1_held_out"] == 0 else nov["ratio"] > 0
+    assert nov["nearest_l1_samples"] == pytest.approx(l1(fake).mean(), rel=1e-4)
+    assert nov["nearest_l1_held_out"] == pytest.approx(l1(held_out / 255.0).mean(), rel=1e-4, abs=1e-7)
 
     g = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     g.update(num_steps=4, steps_per_dispatch=1, quality_features=str(mnist_classifier), quality_samples=1000)

@@ -64,12 +64,11 @@ def test_streamed_faces_run_kill_resume_and_load(faces_dir, tmp_path):
     steps = [r for r in records if r["kind"] == "train"]
     assert [r["step"] for r in steps] == list(range(1, 13))       # 32 train faces / 8 = 4 steps x 3 epochs
     assert {"reconstruction", "kl"} <= set(steps[0])
-    assert whole["test_examples"] == 8 and whole["params"] > 0
+    assert whole["test_examples"] == 8
     assert len(whole["latent"]["ks_to_standard_normal"]) == 6
     assert set(whole["attribute_test_auc"]) == {"Smiling", "Male"}
     # rule 2 against the training faces searched (all 32 here), the held-out ones as baseline
     assert (whole["novelty"]["held_out_images"], whole["novelty"]["training_images_searched"]) == (8, 32)
-    assert whole["novelty"]["ratio"] > 0
     for name in FIGURES:
         assert (tmp_path / "whole" / name).stat().st_size > 0
 

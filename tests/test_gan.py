@@ -30,7 +30,7 @@ def test_generator_output_and_upsampling():
     g = Generator()
     variables = g.init(jax.random.key(0), jnp.zeros((2, 100)))
     images = g.apply(variables, jax.random.normal(jax.random.key(1), (3, 100)))
-    assert images.shape == (3, 28, 28, 1) and float(jnp.abs(images).max()) <= 1
+    assert images.shape == (3, 28, 28, 1) and float(images.min()) < 0 < float(images.max())  # tanh: both signs
 
 
 def test_fast_conv_forms_give_the_plain_networks_numbers():
