@@ -7,8 +7,8 @@ Each row runs its binary in a process of its own with a workdir under <output_di
 failed row is reported as failed and the rest still run); <output_dir>/report.md holds, per row,
 the book's number, ours, the sample-quality metrics, the figures (embedded) and the wall time;
 report.json the same as data. Presets:
-- book: each config as it is, the book's budgets (the WGAN-GP on the full CelebA; hours to days
-  on a CPU);
+- book: each config as it is, at the book's step counts (the WGAN-GP on whichever CelebA the
+  data dir holds, the offline 10,000 faces or the full set; 14-20 h of it on a 2-core CPU);
 - quick: small step counts and subsets of the offline data, to check that every row runs and
   writes its figures, not to match the book's numbers (convolutions take the fixed rules,
   $GDL_JAX_CONV=rule, unless it is set: no per-row timing of their forms).
