@@ -7,22 +7,20 @@ Run it twice to compare XLA's own convolutions with YNNPACK's (jaxlib's default)
 """
 import json
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gdl_jax.hardware import median_seconds
+
 D = ("NHWC", "HWIO", "NHWC")
-def t(f, *a, n=30):
-    f(*a).block_until_ready()
-    ts = []
-    for _ in range(n):
-        s = time.perf_counter()
-        jax.block_until_ready(f(*a))
-        ts.append(time.perf_counter() - s)
-    return 1e3 * float(np.median(ts))
+def t(f, *a):
+    """Median ms of f(*a) over 30 calls after a warm-up one."""
+    return 1e3 * median_seconds(lambda: jax.block_until_ready(f(*a)), 30)
+
+
 B = int(sys.argv[1])
 shapes = [(32, 32, 32, 32, 1), (32, 32, 32, 32, 2), (16, 16, 32, 64, 1), (16, 16, 64, 64, 2)]
 rng = np.random.default_rng(0)

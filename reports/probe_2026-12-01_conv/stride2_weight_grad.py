@@ -5,22 +5,20 @@ stride-1 weight gradient per input phase, and their relative difference.
 """
 import json
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gdl_jax.hardware import median_seconds
+
 D = ("NHWC", "HWIO", "NHWC")
-def t(f, *a, n=30):
-    jax.block_until_ready(f(*a))
-    ts = []
-    for _ in range(n):
-        s = time.perf_counter()
-        jax.block_until_ready(f(*a))
-        ts.append(time.perf_counter() - s)
-    return 1e3 * float(np.median(ts))
+def t(f, *a):
+    """Median ms of f(*a) over 30 calls after a warm-up one."""
+    return 1e3 * median_seconds(lambda: jax.block_until_ready(f(*a)), 30)
+
+
 
 def conv(x, w, s, pads):
     return lax.conv_general_dilated(x, w, (s, s), pads, dimension_numbers=D)
