@@ -35,7 +35,7 @@ flags.DEFINE_integer("process_id", None, "With --distributed: this process's ind
 flags.DEFINE_enum("conv_forms", None, list(conv.MODES), "How convolutions choose their form (default: $GDL_JAX_CONV, "
                   "else 'auto': the train step timed once per machine under each mode, the fastest kept and "
                   "cached; 'layer': each layer's fastest alone; 'rule': fixed rules; 'lax', 'im2col', "
-                  "'subpixel': that form). See gdl_jax.models.conv.")
+                  "'subpixel', 's2d': that form). See gdl_jax.models.conv.")
 
 
 def _quiet_orbax(record) -> bool:

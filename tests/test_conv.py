@@ -87,11 +87,12 @@ def test_conv_transpose_matches_lax_in_value_and_gradients(size, kernel, stride,
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("thin_patch", [0, 10**6])
-def test_second_order_gradients_match_lax(thin_patch, monkeypatch):
+@pytest.mark.parametrize("thin_patch, mode", [(0, "rule"), (10**6, "rule"), (0, "s2d")])
+def test_second_order_gradients_match_lax(thin_patch, mode, monkeypatch):
     """A gradient penalty differentiates the input gradient again (WGAN-GP): the custom
     rules must be differentiable and agree with lax."""
     monkeypatch.setattr(conv, "THIN_PATCH", thin_patch)
+    monkeypatch.setenv(conv.FORMS_ENV, mode)
     x = jax.random.normal(jax.random.key(0), (2, 12, 12, 3))
     w1 = jax.random.normal(jax.random.key(1), (3, 3, 3, 8)) * 0.3
     w2 = jax.random.normal(jax.random.key(2), (3, 3, 8, 4)) * 0.3
@@ -130,7 +131,7 @@ def test_upsample_conv_matches_upsampling_then_lax(size, kernel, factor, cin, co
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["lax", "im2col", "subpixel"])
+@pytest.mark.parametrize("mode", ["lax", "im2col", "subpixel", "s2d"])
 def test_every_forced_form_equals_lax_in_value_and_gradients(mode, monkeypatch):
     """The forms a mode can force, on a strided conv, a stride-1 conv and a transposed conv."""
     monkeypatch.setenv(conv.FORMS_ENV, mode)
@@ -152,6 +153,35 @@ def test_every_forced_form_equals_lax_in_value_and_gradients(mode, monkeypatch):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("size, kernel, stride, padding, cin", [
+    (32, 4, 2, "SAME", 3),    # the small conv net's first layer: the rule's space-to-depth case
+    (7, 4, 2, "SAME", 2),     # odd size
+    (9, 3, 2, "VALID", 2),    # an odd kernel: zero taps pad it to 4
+    (12, 3, 3, "SAME", 1),    # stride 3
+    (6, 5, 2, "SAME", 2),     # a kernel of 5 taps, 3 blocks of 2
+])
+def test_space_to_depth_matches_lax_in_value_and_gradients(size, kernel, stride, padding, cin):
+    x = jax.random.normal(jax.random.key(0), (2, size, size + 1, cin))
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, cin, 5))
+    pads = tuple(map(tuple, lax.padtype_to_pads(x.shape[1:3], w.shape[:2], (stride, stride), padding)))
+    loss = lambda fn: lambda x, w: jnp.sum(jnp.sin(fn(x, w, (stride, stride), pads)))
+    text = str(jax.make_jaxpr(conv._s2d_conv, static_argnums=(2, 3))(x, w, (stride, stride), pads))
+    assert text.count("conv_general_dilated") == 1 and "window_strides=(1, 1)" in text   # not lax's strided conv
+    got = jax.jit(jax.value_and_grad(loss(conv._s2d_conv), (0, 1)))(x, w)
+    want = jax.jit(jax.value_and_grad(loss(conv._conv), (0, 1)))(x, w)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    fwd = jax.jit(lambda x, w: conv._space_to_depth_conv(x, w, (stride, stride), pads))   # the form itself
+    np.testing.assert_allclose(fwd(x, w), conv._conv(x, w, (stride, stride), pads), rtol=1e-4, atol=1e-4)
+
+
+def test_rule_takes_space_to_depth_only_for_few_channels_and_whole_blocks():
+    assert conv._use_s2d(jnp.ones((4, 4, 3, 10)), (2, 2))        # small_conv's first layer: 12 channels
+    assert not conv._use_s2d(jnp.ones((4, 4, 8, 32)), (2, 2))    # 32 channels: lax is faster
+    assert not conv._use_s2d(jnp.ones((3, 3, 3, 32)), (2, 2))    # an odd kernel
+    assert not conv._use_s2d(jnp.ones((4, 4, 3, 10)), (1, 1))    # stride 1
+
+
 def _uses(fn, *args) -> str:
     """'lax' when the traced function runs lax's conv itself, else 'custom' (a custom-VJP form)."""
     text = str(jax.make_jaxpr(lambda *a: fn(*a))(*args))   # a new function: no cached trace
@@ -171,11 +201,11 @@ def test_layer_mode_measures_once_keeps_the_fastest_and_caches_it(tmp_path, monk
     def fake_times(forms, *args, **kwargs):   # the real measurement runs; the verdict is staged
         calls.append(sorted(forms))
         assert all(v > 0 for v in real_time_forms(forms, *args, iters=1).values())
-        return {"lax": 3.0, "im2col": 1.0, "subpixel": 2.0}
+        return {"lax": 3.0, "im2col": 1.0, "subpixel": 2.0, "s2d": 4.0}
 
     monkeypatch.setattr(conv, "time_forms", fake_times)
     assert _uses(f, x, w) == "custom"     # im2col, the 'fastest'
-    assert calls == [["im2col", "lax", "subpixel"]]
+    assert calls == [["im2col", "lax", "s2d", "subpixel"]]
     [(key, entry)] = json.loads((tmp_path / "conv_forms.json").read_text())[conv.machine()].items()
     assert key.startswith("conv x[2, 8, 8, 8] w[3, 3, 8, 8]") and entry["form"] == "im2col"
 
