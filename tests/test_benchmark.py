@@ -87,9 +87,23 @@ def test_time_budget_stops_rounds_between_min_and_max():
     calls = []
     slow = lambda: (calls.append(1), time.sleep(0.02))
     medians, rounds = benchmark.time_interleaved([slow, slow], warmup=1, iters=50, budget_s=0.1, min_iters=3)
-    assert 3 <= rounds < 50 and len(calls) == 2 * (1 + rounds) and all(m >= 0.02 for m in medians)
+    assert 3 <= rounds < 50 and len(calls) == 2 * (1 + 2 * rounds) and all(m >= 0.02 for m in medians)
     assert benchmark.time_interleaved([slow], warmup=0, iters=4, budget_s=0.0)[1] == 4       # no budget: all iters
     assert benchmark.time_interleaved([slow], warmup=0, iters=9, budget_s=1e-9, min_iters=3)[1] == 3
+
+
+def test_each_function_is_timed_after_an_untimed_call_that_absorbs_the_previous_ones_tail():
+    """A function slowed by whatever ran just before it (torch's spinning OpenMP workers) is
+    timed in its steady state; with settle=0 the slow-down is what gets timed."""
+    dirty = [False]
+    def other():
+        dirty[0] = True
+    def step():
+        time.sleep(0.03 if dirty[0] else 0.005)
+        dirty[0] = False
+    settled, _ = benchmark.time_interleaved([other, step], warmup=0, iters=5)
+    unsettled, _ = benchmark.time_interleaved([other, step], warmup=0, iters=5, settle=0)
+    assert settled[1] < 0.02 < unsettled[1]
 
 
 def test_bad_flag_is_one_line_without_traceback(tmp_path):
