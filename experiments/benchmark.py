@@ -311,13 +311,16 @@ def feeder_images_per_s(data_dir: str, batch_size: int, k: int, workers: int, di
 
 
 def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: int,
-                     budget_s: float = 0.0, min_iters: int = 3, settle: int = 1) -> tuple[list[float], int]:
+                     budget_s: float = 0.0, min_iters: int = 3, settle: int = 1,
+                     settle_below_s: float = 1.0) -> tuple[list[float], int]:
     """(median seconds per call of each function, rounds timed), timed in turn (a, b, a, b, ...) so that all of
     them see the same load on a shared machine. In each round every function first runs `settle`
     untimed calls: they absorb what the previous function leaves behind. torch's OpenMP workers
     spin for milliseconds after each call (libgomp's default wait policy) and take a core from
     the next step: small_conv's JAX step at batch 128 timed 5.9 ms right after torch's, 4.5 ms
-    with no torch in the process (2-core Zen 4). With budget_s > 0, rounds stop once they have
+    with no torch in the process (2-core Zen 4). A function whose last timed call took
+    settle_below_s or more is not settled again: milliseconds are lost in its time, and its
+    rounds are long. With budget_s > 0, rounds stop once they have
     taken budget_s (never fewer than min_iters, never more than iters): one flag set then times
     2 ms and 10 s steps alike."""
     for _ in range(warmup):
@@ -329,7 +332,7 @@ def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: 
         if budget_s > 0 and i >= min_iters and time.perf_counter() - t_start >= budget_s:
             break
         for fn, ts in zip(repeats, times):
-            for _ in range(settle):
+            for _ in range(settle if not ts or ts[-1] < settle_below_s else 0):
                 fn()
             t0 = time.perf_counter()
             fn()

@@ -104,6 +104,10 @@ def test_each_function_is_timed_after_an_untimed_call_that_absorbs_the_previous_
     settled, _ = benchmark.time_interleaved([other, step], warmup=0, iters=5)
     unsettled, _ = benchmark.time_interleaved([other, step], warmup=0, iters=5, settle=0)
     assert settled[1] < 0.02 < unsettled[1]
+    calls = []
+    slow = lambda: (calls.append(1), time.sleep(0.02))
+    benchmark.time_interleaved([slow], warmup=0, iters=4, settle_below_s=0.01)   # long calls: settled once
+    assert len(calls) == 5
 
 
 def test_bad_flag_is_one_line_without_traceback(tmp_path):
