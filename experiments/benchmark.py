@@ -313,16 +313,17 @@ def feeder_images_per_s(data_dir: str, batch_size: int, k: int, workers: int, di
 def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: int,
                      budget_s: float = 0.0, min_iters: int = 3, settle: int = 1,
                      settle_below_s: float = 1.0) -> tuple[list[float], int]:
-    """(median seconds per call of each function, rounds timed), timed in turn (a, b, a, b, ...) so that all of
-    them see the same load on a shared machine. In each round every function first runs `settle`
-    untimed calls: they absorb what the previous function leaves behind. torch's OpenMP workers
-    spin for milliseconds after each call (libgomp's default wait policy) and take a core from
-    the next step: small_conv's JAX step at batch 128 timed 5.9 ms right after torch's, 4.5 ms
-    with no torch in the process (2-core Zen 4). A function whose last timed call took
+    """(median seconds per call of each function, rounds timed), timed in turn (a, b, a, b, ...)
+    so that all of them see the same load on a shared machine.
+
+    In each round every function first runs `settle` untimed calls: they absorb what the
+    previous function leaves behind. torch's OpenMP workers spin for a while after each call
+    (libgomp's default wait policy) and take a core from the next step: small_conv's JAX step at
+    batch 128 took 5.35 ms timed right after torch's, 4.50 ms with the untimed call first
+    (medians of 12 alternating repeats, 2-core Zen 4). A function whose last timed call took
     settle_below_s or more is not settled again: milliseconds are lost in its time, and its
-    rounds are long. With budget_s > 0, rounds stop once they have
-    taken budget_s (never fewer than min_iters, never more than iters): one flag set then times
-    2 ms and 10 s steps alike."""
+    rounds are long. With budget_s > 0, rounds stop once they have taken budget_s (never fewer
+    than min_iters, never more than iters): one flag set then times 2 ms and 10 s steps alike."""
     for _ in range(warmup):
         for fn in repeats:
             fn()
