@@ -157,6 +157,7 @@ def test_every_forced_form_equals_lax_in_value_and_gradients(mode, monkeypatch):
     (32, 4, 2, "SAME", 3),    # the small conv net's first layer: the rule's space-to-depth case
     (7, 4, 2, "SAME", 2),     # odd size
     (9, 3, 2, "VALID", 2),    # an odd kernel: zero taps pad it to 4
+    (9, 4, 2, "VALID", 2),    # the last input row reaches no output: cropped, not padded
     (12, 3, 3, "SAME", 1),    # stride 3
     (6, 5, 2, "SAME", 2),     # a kernel of 5 taps, 3 blocks of 2
 ])
