@@ -1,5 +1,5 @@
-"""The sub-pixel and im2col forms of convolutions and transposed convolutions equal lax's, value
-and gradients (first and second order)."""
+"""The sub-pixel, im2col and space-to-depth forms of convolutions and transposed convolutions equal
+lax's, value and gradients (first and second order)."""
 
 import json
 
@@ -174,6 +174,29 @@ def test_space_to_depth_matches_lax_in_value_and_gradients(size, kernel, stride,
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     fwd = jax.jit(lambda x, w: conv._space_to_depth_conv(x, w, (stride, stride), pads))   # the form itself
     np.testing.assert_allclose(fwd(x, w), conv._conv(x, w, (stride, stride), pads), rtol=1e-4, atol=1e-4)
+
+
+def test_space_to_depth_with_unequal_strides_kernels_and_explicit_pads():
+    """Each axis on its own: strides (2, 3), a 4x3 kernel, a negative (cropping) low pad."""
+    x = jax.random.normal(jax.random.key(0), (2, 11, 13, 2))
+    w = jax.random.normal(jax.random.key(1), (4, 3, 2, 3))
+    pads = ((-1, 2), (1, 0))
+    loss = lambda fn: lambda x, w: jnp.sum(jnp.sin(fn(x, w, (2, 3), pads)))
+    got = jax.jit(jax.value_and_grad(loss(conv._s2d_conv), (0, 1)))(x, w)
+    want = jax.jit(jax.value_and_grad(loss(conv._conv), (0, 1)))(x, w)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_small_conv_first_layer_takes_space_to_depth_under_the_rules(monkeypatch):
+    """Under 'rule' the net's jaxpr holds the 12-channel 2x2 kernel; under 'lax' it does not."""
+    net = models.build("small_conv")
+    x = jnp.zeros((2, 32, 32, 3))
+    params = net.init(jax.random.key(0), x)
+    for mode, present in (("rule", True), ("lax", False)):
+        monkeypatch.setenv(conv.FORMS_ENV, mode)
+        text = str(jax.make_jaxpr(lambda p: net.apply(p, x))(params))
+        assert ("f32[2,2,12,10]" in text) is present, mode
 
 
 def test_rule_takes_space_to_depth_only_for_few_channels_and_whole_blocks():

@@ -1,4 +1,5 @@
-"""Convolutions and their transposes in forms that run fast on XLA:CPU: sub-pixel and im2col.
+"""Convolutions and their transposes in forms that run fast on XLA:CPU: sub-pixel, im2col and
+space-to-depth.
 
 XLA:CPU computes a stride-s transposed convolution (the input gradient of a strided conv, and
 a ConvTranspose layer's forward pass) as a convolution over a zero-dilated input: a slow path
@@ -20,11 +21,11 @@ gradient as one matmul over the patches. So does a conv whose kernel is larger t
 and 194 ms input gradient against 18 ms and 10 ms as im2col (128 -> 128 channels, batch 64,
 measured on a 2-core AVX2 CPU).
 
-A strided conv of few input channels whose kernel is a whole number of stride blocks (s*s*cin
-<= S2D_CHANNELS, e.g. small_conv's 3-channel 4x4 stride-2 first layer) runs forward as
-space-to-depth: the input cut into s x s blocks of s*s*cin channels and a stride-1 conv with
-(k/s) x (k/s) taps (0.95 ms against lax's 1.75 at batch 128, measured on a 2-core Zen 4); its
-gradients are the sub-pixel form's.
+A strided conv that is not thin, has few input channels and a kernel of whole stride blocks
+(sh*sw*cin <= S2D_CHANNELS, e.g. small_conv's 3-channel 4x4 stride-2 first layer) runs forward as
+space-to-depth: the input cut into sh x sw blocks of sh*sw*cin channels and a stride-1 conv with
+(kh/sh) x (kw/sw) taps (0.95 ms against lax's 1.75 at batch 128, measured on a 2-core Zen 4);
+its gradients are the sub-pixel form's.
 
 All of these are differentiable again (reverse over reverse, as a gradient penalty needs).
 Parameters and results are those of lax's ops; only the computation changes.
@@ -215,8 +216,8 @@ _strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 def _space_to_depth_conv(x, w, strides, pads):
     """conv(x, w, strides, pads) as a stride-1 VALID conv of the space-to-depth input: each
-    axis's kernel is zero-padded to a multiple k' of its stride s, the padded input cut into s x s
-    blocks (s*s*cin channels) and the kernel into (k'/s) x (k'/s) taps of s*s*cin inputs. A
+    axis's kernel is zero-padded to a multiple of its stride, the padded input cut into sh x sw
+    blocks (sh*sw*cin channels) and the kernel into blocks the same way. A
     3-channel 4x4 stride-2 layer becomes a 12-channel 2x2 one, which the conv kernels handle
     better."""
     (kh, kw, cin, cout), (sh, sw), n = w.shape, strides, x.shape[0]
@@ -286,8 +287,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     """Drop-in for `lax.conv_general_dilated` (pass it to `nn.Conv(conv_general_dilated=...)`).
 
     2-D NHWC convolutions take the form `set_forms` chooses (by rule: im2col + matmul for a
-    thin patch or a kernel larger than the input, the sub-pixel backward pass for a strided
-    one); every other case is lax's.
+    thin patch or a kernel larger than the input, space-to-depth for a strided one of few input
+    channels, else the sub-pixel backward pass for a strided one); every other case is lax's.
     """
     plain = (lhs.ndim != 4 or any(d != 1 for d in (lhs_dilation or (1,)))
              or any(d != 1 for d in (rhs_dilation or (1,))) or feature_group_count != 1

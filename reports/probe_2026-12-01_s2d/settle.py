@@ -14,7 +14,9 @@ from experiments import benchmark  # noqa: E402
 if __name__ == "__main__":
     model, batch = sys.argv[1], int(sys.argv[2])
     torch_bench = benchmark.load_torch_bench()
-    jax_repeat = benchmark.prepare_jax(model, batch, 4)["repeat"]
+    prepared = benchmark.prepare_jax(model, batch, 4)
+    jax_repeat = prepared["repeat"]
+    print(f"convolution forms: {prepared['conv_forms']}")
     torch_repeat, _ = torch_bench.prepare_train_steps(model, batch, 4, 2)
     results: dict[int, list[tuple[float, float]]] = {0: [], 1: []}
     for rep in range(12):
