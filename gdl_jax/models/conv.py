@@ -313,7 +313,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
 
 FORMS_ENV = "GDL_JAX_CONV"
-MODES = ("auto", "layer", "rule", "lax", "im2col", "subpixel", "s2d")
+FORCED = ("lax", "im2col", "subpixel", "s2d")   # modes that force one form wherever it applies
+MODES = ("auto", "layer", "rule", *FORCED)
 _mode: str | None = None                 # set_forms(); None: $GDL_JAX_CONV, else 'auto'
 _cache: dict[str, dict] | None = None    # this machine's measurements, as in the cache file
 traced = 0                               # convolutions traced so far (those that choose a form)
@@ -411,7 +412,7 @@ def _choose(op: str, forms: dict[str, Callable], rule: str, x: jax.Array, w: jax
     global traced
     traced += 1
     mode = forms_mode()
-    if mode in ("lax", "im2col", "subpixel", "s2d"):
+    if mode in FORCED:
         return mode if mode in forms else "lax"
     if mode != "layer" or jax.process_count() > 1:   # 'auto' not yet resolved by a train loop: the rules
         return rule

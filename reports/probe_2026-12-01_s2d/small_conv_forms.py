@@ -2,9 +2,7 @@
 all 12 pairs timed in turn, 25 rounds: `python reports/probe_2026-12-01_s2d/small_conv_forms.py 128`."""
 
 import functools
-import statistics
 import sys
-import time
 
 from gdl_jax import runtime
 
@@ -17,6 +15,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from jax import lax  # noqa: E402
 
+from experiments import benchmark  # noqa: E402
 from gdl_jax.models import conv  # noqa: E402
 
 KERNEL_INIT = nn.initializers.glorot_uniform()
@@ -70,15 +69,7 @@ if __name__ == "__main__":
     batch = int(sys.argv[1])
     pairs = [(a, b) for a in ("lax", "sub", "s2d", "im2col") for b in ("lax", "sub", "im2col")]
     runs = {pair: build(*pair, batch) for pair in pairs}
-    for run in runs.values():
-        run()
-        run()
-    times = {pair: [] for pair in pairs}
-    for _ in range(25):
-        for pair, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            times[pair].append((time.perf_counter() - t0) / 4)
-    for pair in sorted(pairs, key=lambda p: statistics.median(times[p])):
-        ms = 1e3 * statistics.median(times[pair])
-        print(f"batch {batch}  conv1 {pair[0]:6s} conv2 {pair[1]:6s} {ms:.2f} ms/step")
+    medians, _ = benchmark.time_interleaved(list(runs.values()), warmup=2, iters=25, settle=0)
+    ms = {pair: 1e3 * m / 4 for pair, m in zip(pairs, medians)}   # 4 steps per call
+    for pair in sorted(pairs, key=ms.get):
+        print(f"batch {batch}  conv1 {pair[0]:6s} conv2 {pair[1]:6s} {ms[pair]:.2f} ms/step")
