@@ -240,6 +240,30 @@ def test_layer_mode_measures_once_keeps_the_fastest_and_caches_it(tmp_path, monk
     assert _uses(f, x, w) == "lax"
 
 
+def test_layer_mode_times_a_first_layer_without_its_input_gradient(tmp_path, monkeypatch):
+    """A conv fed with data (its weights differentiated, its input not) is timed forward and
+    weight gradient only, under its own cache key; one whose input is differentiated, with both."""
+    monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(conv.FORMS_ENV, "layer")
+    monkeypatch.setattr(conv, "_cache", None)
+    x, w = jnp.ones((2, 8, 8, 3)), jnp.ones((4, 4, 3, 8))
+    loss = lambda x, w: jnp.sum(conv.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=DIMS) ** 2)
+    timed = []
+    real_time_forms = conv.time_forms
+
+    def recording(forms, *args, argnums=(0, 1), **kwargs):
+        times = real_time_forms(forms, *args, iters=1, argnums=argnums)
+        timed.append(argnums)
+        return times
+
+    monkeypatch.setattr(conv, "time_forms", recording)
+    jax.jit(jax.grad(loss, 1))(x, w)            # a first layer: only the weights' gradient
+    jax.jit(jax.grad(loss, (0, 1)))(x, w)       # the input differentiated too (a critic's penalty)
+    assert timed == [(1,), (0, 1)]
+    keys = sorted(json.loads((tmp_path / "conv_forms.json").read_text())[conv.machine()])
+    assert keys[0].endswith("float32") and keys[1].endswith("float32 weight grad only")
+
+
 def test_unknown_form_mode_is_a_config_error(monkeypatch):
     from gdl_jax.errors import ConfigError
 

@@ -38,7 +38,11 @@ Which form a layer takes ('lax', 'im2col', 'subpixel', 's2d') depends on the mod
   $GDL_CACHE_DIR/conv_forms.json under the device's model and jaxlib's version. The rules below
   were measured on one CPU and did not carry over to another (a 2-core Zen 5 ran the CNN at
   0.69-0.88x torch with them). Outside a train loop (analyses, `gdl_jax.load`), 'auto' is 'rule'.
-- 'layer': each shape's forms timed alone (forward and both gradients, once per shape, cached).
+- 'layer': each shape's forms timed alone (forward and the gradients the step takes, once per
+  shape, cached). A first layer's input is data, so its input gradient, which XLA drops, is not
+  timed: it can flip the verdict (the CIFAR CNN's first layer at batch 32 on a Zen 4, forward
+  and weight gradient: lax 2.9-3.7 ms, im2col 3.9-4.6; with the input gradient too: im2col
+  4.3-5.3, lax 6.0-6.3).
   Alone, a layer's fastest form can make a slower step: XLA:CPU fuses a form with its
   neighbours (small_conv at batch 128 on a Zen 4: 7.9 ms/step with each layer's fastest, 5.2
   with the rules), hence 'auto' times whole steps.
@@ -392,17 +396,37 @@ def cache(key: str, entry: dict) -> None:
         logging.warning("could not cache convolution forms in %s: %s", path, e)
 
 
+def _ad_tracers() -> tuple[type, ...]:
+    """The tracer types of a gradient being taken. JAX has no public test of "is this value
+    differentiated", so these are its private types; where they move, every layer is timed with
+    both gradients."""
+    try:
+        from jax._src.interpreters import ad
+    except ImportError:
+        return ()
+    return tuple(t for t in (getattr(ad, "JVPTracer", None), getattr(ad, "LinearizeTracer", None)) if t)
+
+
+_AD_TRACERS = _ad_tracers()
+
+
+def _grads_taken(x, w) -> tuple[int, ...]:
+    """Which of (input, weights) the traced step differentiates: (1,) when the weights are under
+    an innermost gradient trace and the input is not (a first layer, fed with data), else both."""
+    return (1,) if isinstance(w, _AD_TRACERS) and not isinstance(x, _AD_TRACERS) else (0, 1)
+
+
 def time_forms(forms: dict[str, Callable], x_shape: tuple, w_shape: tuple, dtype, static: tuple,
-               iters: int = 5) -> dict[str, float]:
-    """Median ms of each form's forward pass with the gradients w.r.t. both inputs, jitted, on
-    random data of the given shapes."""
+               iters: int = 5, argnums: tuple[int, ...] = (0, 1)) -> dict[str, float]:
+    """Median ms of each form's forward pass with the gradients w.r.t. `argnums` of (input,
+    weights), jitted, on random data of the given shapes."""
     with jax.ensure_compile_time_eval():
         rng = np.random.default_rng(0)
         x = jnp.asarray(rng.standard_normal(x_shape), dtype)
         w = jnp.asarray(rng.standard_normal(w_shape), dtype)
         out = {}
         for name, fn in forms.items():
-            step = jax.jit(jax.grad(lambda x, w, fn=fn: 0.5 * jnp.sum(fn(x, w, *static) ** 2), (0, 1)))
+            step = jax.jit(jax.grad(lambda x, w, fn=fn: 0.5 * jnp.sum(fn(x, w, *static) ** 2), argnums))
             out[name] = 1e3 * hardware.median_seconds(lambda: jax.block_until_ready(step(x, w)), iters)
     return out
 
@@ -416,10 +440,12 @@ def _choose(op: str, forms: dict[str, Callable], rule: str, x: jax.Array, w: jax
         return mode if mode in forms else "lax"
     if mode != "layer" or jax.process_count() > 1:   # 'auto' not yet resolved by a train loop: the rules
         return rule
+    argnums = _grads_taken(x, w)
     key = f"{op} x{list(x.shape)} w{list(w.shape)} {json.dumps(static)} {jnp.dtype(x.dtype).name}"
+    key += " weight grad only" if argnums == (1,) else ""
     entry = cached().get(key)
     if entry is None or entry.get("form") not in forms:
-        ms = time_forms(forms, x.shape, w.shape, x.dtype, static)
+        ms = time_forms(forms, x.shape, w.shape, x.dtype, static, argnums=argnums)
         entry = {"form": min(ms, key=ms.get), "ms": {k: round(v, 4) for k, v in ms.items()}}
         logging.info("convolution forms for %s: %s -> %s", key,
                      ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()), entry["form"])
