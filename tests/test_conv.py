@@ -133,7 +133,9 @@ def test_upsample_conv_matches_upsampling_then_lax(size, kernel, factor, cin, co
 
 @pytest.mark.parametrize("mode", ["lax", "im2col", "subpixel", "s2d"])
 def test_every_forced_form_equals_lax_in_value_and_gradients(mode, monkeypatch):
-    """The forms a mode can force, on a strided conv, a stride-1 conv and a transposed conv."""
+    """The forms a mode can force, on a strided conv, a stride-1 conv and a transposed conv;
+    where a form does not apply (stride 1 for 'subpixel' and 's2d', a transpose for 's2d'),
+    lax's conv runs."""
     monkeypatch.setenv(conv.FORMS_ENV, mode)
     x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
     w = jax.random.normal(jax.random.key(1), (3, 3, 4, 5))
@@ -145,6 +147,9 @@ def test_every_forced_form_equals_lax_in_value_and_gradients(mode, monkeypatch):
              (lambda y, w: conv.conv_transpose(y, w, (2, 2), pads, (9, 9)),
               lambda y, w: conv._lax_conv_transpose(y, w, (2, 2), pads, (9, 9)),
               jax.random.normal(jax.random.key(2), (2, 5, 5, 5)))]
+    custom = {"lax": (False, False, False), "im2col": (True, True, True),
+              "subpixel": (True, False, True), "s2d": (True, False, False)}[mode]
+    assert tuple(_uses(got_fn, inp, w) == "custom" for got_fn, _, inp in cases) == custom
     for got_fn, want_fn, inp in cases:
         loss = lambda fn: lambda a, w: jnp.sum(jnp.sin(fn(a, w)))
         got = jax.jit(jax.value_and_grad(loss(got_fn), (0, 1)))(inp, w)
