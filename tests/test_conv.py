@@ -147,9 +147,15 @@ def test_every_forced_form_equals_lax_in_value_and_gradients(mode, monkeypatch):
              (lambda y, w: conv.conv_transpose(y, w, (2, 2), pads, (9, 9)),
               lambda y, w: conv._lax_conv_transpose(y, w, (2, 2), pads, (9, 9)),
               jax.random.normal(jax.random.key(2), (2, 5, 5, 5)))]
-    custom = {"lax": (False, False, False), "im2col": (True, True, True),
-              "subpixel": (True, False, True), "s2d": (True, False, False)}[mode]
-    assert tuple(_uses(got_fn, inp, w) == "custom" for got_fn, _, inp in cases) == custom
+    picks = []
+    choose = conv._choose
+    monkeypatch.setattr(conv, "_choose", lambda *a: picks.append(choose(*a)) or picks[-1])
+    for got_fn, _, inp in cases:
+        jax.make_jaxpr(got_fn)(inp, w)
+    assert picks == {"lax": ["lax", "lax", "lax"], "im2col": ["im2col", "im2col", "im2col"],
+                     "subpixel": ["subpixel", "lax", "subpixel"], "s2d": ["s2d", "lax", "lax"]}[mode]
+    runs = ["lax" if p == "lax" else "custom" for p in picks]   # the pick is what runs
+    assert [_uses(got_fn, inp, w) for got_fn, _, inp in cases] == runs
     for got_fn, want_fn, inp in cases:
         loss = lambda fn: lambda a, w: jnp.sum(jnp.sin(fn(a, w)))
         got = jax.jit(jax.value_and_grad(loss(got_fn), (0, 1)))(inp, w)
@@ -267,6 +273,13 @@ def test_layer_mode_times_a_first_layer_without_its_input_gradient(tmp_path, mon
     assert timed == [(1,), (0, 1)]
     keys = sorted(json.loads((tmp_path / "conv_forms.json").read_text())[conv.machine()])
     assert keys[0].endswith("float32") and keys[1].endswith("float32 weight grad only")
+
+    timed.clear()
+    monkeypatch.setattr(conv, "_cache", {})     # forget the verdicts: each trace below measures
+    jax.jit(loss)(x, w)                         # no gradient at all: both, as before
+    # vmap inside grad wraps a differentiated input, which may hide a gradient: both
+    jax.grad(lambda x, w: jax.vmap(lambda xi: loss(xi, w))(x[None]).sum(), (0, 1))(x, w)
+    assert timed == [(0, 1)]                    # the second found the first's entry
 
 
 def test_unknown_form_mode_is_a_config_error(monkeypatch):

@@ -38,11 +38,11 @@ Which form a layer takes ('lax', 'im2col', 'subpixel', 's2d') depends on the mod
   $GDL_CACHE_DIR/conv_forms.json under the device's model and jaxlib's version. The rules below
   were measured on one CPU and did not carry over to another (a 2-core Zen 5 ran the CNN at
   0.69-0.88x torch with them). Outside a train loop (analyses, `gdl_jax.load`), 'auto' is 'rule'.
-- 'layer': each shape's forms timed alone (forward and the gradients the step takes, once per
-  shape, cached). A first layer's input is data, so its input gradient, which XLA drops, is not
-  timed: it can flip the verdict (the CIFAR CNN's first layer at batch 32 on a Zen 4, forward
-  and weight gradient: lax 2.9-3.7 ms, im2col 3.9-4.6; with the input gradient too: im2col
-  4.3-5.3, lax 6.0-6.3).
+- 'layer': each shape's forms timed alone (forward and both gradients, once per shape, cached;
+  the weight gradient alone where the weights are differentiated and the input is data, as in a
+  first layer, whose input gradient the step never computes). That can flip the verdict (the
+  CIFAR CNN's first layer at batch 32 on a Zen 4, forward and weight gradient: lax 2.9-3.7 ms,
+  im2col 3.9-4.6; with the input gradient too: im2col 4.3-5.3, lax 6.0-6.3).
   Alone, a layer's fastest form can make a slower step: XLA:CPU fuses a form with its
   neighbours (small_conv at batch 128 on a Zen 4: 7.9 ms/step with each layer's fastest, 5.2
   with the rules), hence 'auto' times whole steps.
@@ -396,24 +396,28 @@ def cache(key: str, entry: dict) -> None:
         logging.warning("could not cache convolution forms in %s: %s", path, e)
 
 
-def _ad_tracers() -> tuple[type, ...]:
-    """The tracer types of a gradient being taken. JAX has no public test of "is this value
-    differentiated", so these are its private types; where they move, every layer is timed with
-    both gradients."""
+def _tracer_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(the tracer types of a gradient being taken, the tracer type of a staged value). JAX has
+    no public test of "is this value differentiated", so these are its private types; where
+    they move, every layer is timed with both gradients."""
     try:
-        from jax._src.interpreters import ad
+        from jax._src.interpreters import ad, partial_eval
     except ImportError:
-        return ()
-    return tuple(t for t in (getattr(ad, "JVPTracer", None), getattr(ad, "LinearizeTracer", None)) if t)
+        return (), ()
+    grads = tuple(t for t in (getattr(ad, "JVPTracer", None), getattr(ad, "LinearizeTracer", None)) if t)
+    staged = getattr(partial_eval, "DynamicJaxprTracer", None)
+    return (grads, (staged,)) if grads and staged else ((), ())
 
 
-_AD_TRACERS = _ad_tracers()
+_GRAD_TRACERS, _STAGED_TRACERS = _tracer_types()
 
 
 def _grads_taken(x, w) -> tuple[int, ...]:
-    """Which of (input, weights) the traced step differentiates: (1,) when the weights are under
-    an innermost gradient trace and the input is not (a first layer, fed with data), else both."""
-    return (1,) if isinstance(w, _AD_TRACERS) and not isinstance(x, _AD_TRACERS) else (0, 1)
+    """Which of (input, weights) to time gradients for: (1,) when the weights are a gradient
+    tracer and the input plainly is not (a concrete array or a value staged by jit: a first
+    layer fed with data), else both (e.g. an input wrapped by vmap, which may hide a gradient)."""
+    data = not isinstance(x, jax.core.Tracer) or type(x) in _STAGED_TRACERS
+    return (1,) if isinstance(w, _GRAD_TRACERS) and data else (0, 1)
 
 
 def time_forms(forms: dict[str, Callable], x_shape: tuple, w_shape: tuple, dtype, static: tuple,
