@@ -43,7 +43,8 @@ def test_the_step_is_timed_under_every_candidate_and_the_verdict_cached(fresh_ca
     assert entry["mode"] == mode and mode in autotune.CANDIDATES
     assert sorted(entry["ms_per_dispatch"]) == sorted(autotune.CANDIDATES)
     ms = entry["ms_per_dispatch"]   # the verdict follows from the cached times
-    assert mode == ("rule" if ms["rule"] <= (1 + autotune.MARGIN) * min(ms.values()) else min(ms, key=ms.get))
+    base = conv.untuned_mode()
+    assert mode == (base if ms[base] <= (1 + autotune.MARGIN) * min(ms.values()) else min(ms, key=ms.get))
 
 
 @pytest.mark.parametrize("ms, want", [({"rule": 10.0, "lax": 5.0, "layer": 9.0}, "lax"),
@@ -55,6 +56,25 @@ def test_the_fastest_mode_wins_unless_the_rules_are_within_the_margin(ms, want, 
     monkeypatch.setattr(conv, "_cache", None)   # a new process: the file answers, nothing is timed
     monkeypatch.setattr(autotune, "_ms_per_call", lambda *a: pytest.fail("timed again"))
     assert autotune.conv_forms(build, state, args) == want
+
+
+@pytest.mark.parametrize("ms, want", [({"rule": 9.8, "lax": 10.0, "layer": 11.0}, "lax"),   # within MARGIN
+                                      ({"rule": 5.0, "lax": 10.0, "layer": 9.0}, "rule")])
+def test_on_gpu_and_tpu_lax_is_kept_unless_another_mode_beats_it(ms, want, fresh_cache, monkeypatch):
+    build, state, args = _dispatch("cnn", **CNN)
+    monkeypatch.setattr(conv, "untuned_mode", lambda: "lax")
+    monkeypatch.setattr(autotune, "_ms_per_call", lambda compiled, *a: {m: ms[m] for m in compiled})
+    assert autotune.conv_forms(build, state, args) == want
+
+
+def test_untuned_auto_is_the_rules_on_cpu_and_lax_elsewhere(monkeypatch):
+    x, w = jnp.ones((2, 8, 8, 3)), jnp.ones((4, 4, 3, 8))
+    f = lambda x, w: conv.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    grad = lambda: str(jax.make_jaxpr(jax.grad(lambda x, w: f(x, w).sum(), (0, 1)))(x, w))
+    with conv.forms("auto"):                    # outside a train loop: nothing is timed
+        assert conv.untuned_mode() == "rule" and "custom_vjp_call" in grad()   # this CPU: the rules' s2d
+        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+        assert conv.untuned_mode() == "lax" and "custom_vjp_call" not in grad()
 
 
 def test_a_step_without_convolutions_is_not_timed(fresh_cache, monkeypatch):

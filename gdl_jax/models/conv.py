@@ -37,7 +37,10 @@ Which form a layer takes ('lax', 'im2col', 'subpixel', 's2d') depends on the mod
   'lax' and 'layer' once and trains with the fastest; the verdict is cached in
   $GDL_CACHE_DIR/conv_forms.json under the device's model and jaxlib's version. The rules below
   were measured on one CPU and did not carry over to another (a 2-core Zen 5 ran the CNN at
-  0.69-0.88x torch with them). Outside a train loop (analyses, `gdl_jax.load`), 'auto' is 'rule'.
+  0.69-0.88x torch with them). Where nothing was timed (outside a train loop: analyses,
+  `gdl_jax.load`; several processes), 'auto' is `untuned_mode()`: 'rule' on CPU, lax's own
+  convolutions on GPU and TPU, which the tuner also keeps there unless another mode is faster
+  by its margin (the rewrites were measured on CPUs only).
 - 'layer': each shape's forms timed alone (forward and both gradients, once per shape, cached;
   the weight gradient alone where the weights are differentiated and the input is data, as in a
   first layer, whose input gradient the step never computes). That can flip the verdict (the
@@ -49,8 +52,8 @@ Which form a layer takes ('lax', 'im2col', 'subpixel', 's2d') depends on the mod
 - 'rule': the fixed rules above.
 - 'lax', 'im2col', 'subpixel', 's2d': that form wherever it applies ('subpixel' and 's2d' are
   lax's for a stride-1 conv).
-Multi-process runs use 'rule' for 'auto' and 'layer': each process would measure on its own and
-could compile a different program.
+Multi-process runs use `untuned_mode()` for 'auto' and 'layer': each process would measure on its
+own and could compile a different program.
 """
 
 from __future__ import annotations
@@ -435,14 +438,23 @@ def time_forms(forms: dict[str, Callable], x_shape: tuple, w_shape: tuple, dtype
     return out
 
 
+def untuned_mode() -> str:
+    """The mode 'auto' means where no step was timed, and the one the tuner keeps unless another
+    is faster by its margin: 'rule' on CPU, where the rules were measured; 'lax' on GPU and TPU,
+    whose convolution libraries are tuned for lax's convolutions."""
+    return "rule" if jax.default_backend() == "cpu" else "lax"
+
+
 def _choose(op: str, forms: dict[str, Callable], rule: str, x: jax.Array, w: jax.Array, static: tuple) -> str:
     """The form of one call, by the mode in force (under 'layer', measured once per shape)."""
     global traced
     traced += 1
     mode = forms_mode()
+    if mode == "auto" or jax.process_count() > 1 and mode == "layer":   # not resolved by a train loop
+        mode = untuned_mode()
     if mode in FORCED:
         return mode if mode in forms else "lax"
-    if mode != "layer" or jax.process_count() > 1:   # 'auto' not yet resolved by a train loop: the rules
+    if mode == "rule":
         return rule
     argnums = _grads_taken(x, w)
     key = f"{op} x{list(x.shape)} w{list(w.shape)} {json.dumps(static)} {jnp.dtype(x.dtype).name}"

@@ -2,8 +2,8 @@
 
 Under the 'auto' mode of gdl_jax.models.conv, the loop calls `conv_forms` before its first
 dispatch: the dispatch is compiled under each candidate mode ('rule', 'lax', 'layer') and timed
-on copies of the state, in turn, and the fastest mode trains (the rules unless another mode
-beats them by more than MARGIN). The verdict is cached (keyed by the step's
+on copies of the state, in turn, and the fastest mode trains (the untuned mode, 'rule' on CPU
+and 'lax' on GPU/TPU, unless another mode beats it by more than MARGIN). The verdict is cached (keyed by the step's
 lowered program and the machine), so each model and batch shape is timed once per machine.
 """
 
@@ -20,7 +20,7 @@ from absl import logging
 from gdl_jax.models import conv
 
 CANDIDATES = ("rule", "lax", "layer")
-# 'rule' stays unless another mode is this much faster: closer timings are within these shared
+# the untuned mode stays unless another is this much faster: closer timings are within these shared
 # machines' noise (+-10-20% between runs), and a stable choice keeps runs on like machines alike
 MARGIN = 0.05
 SLOW = 3.0   # a mode this many times slower than the fastest on its first call is out
@@ -54,16 +54,17 @@ def _ms_per_call(compiled: dict[str, Callable], state: Any, args: tuple, repeats
 
 def conv_forms(build: Callable[[], Callable], state: Any, args: tuple, repeats: int = 5) -> str:
     """The candidate mode under which `build()` (a new jitted dispatch, (state, *args) -> (state,
-    metrics), donating its state) runs fastest here, unless 'rule' is within MARGIN of it;
-    'rule' when the step has no convolution that chooses a form, and on several processes (each
-    would time on its own)."""
+    metrics), donating its state) runs fastest here, unless the untuned mode (`conv.untuned_mode`)
+    is within MARGIN of it; the untuned mode when the step has no convolution that chooses a
+    form, and on several processes (each would time on its own)."""
+    base = conv.untuned_mode()
     if jax.process_count() > 1:
-        return "rule"
+        return base
     before = conv.traced
-    with conv.forms("rule"):
+    with conv.forms(base):
         lowered = build().lower(state, *args)
     if conv.traced == before:
-        return "rule"
+        return base
     key = "step " + hashlib.sha256(lowered.as_text().encode()).hexdigest()[:20]
     entry = conv.cached().get(key)
     if entry is not None and entry.get("mode") in CANDIDATES:
@@ -71,10 +72,10 @@ def conv_forms(build: Callable[[], Callable], state: Any, args: tuple, repeats: 
     compiled = {}
     for mode in CANDIDATES:
         with conv.forms(mode):
-            compiled[mode] = lowered.compile() if mode == "rule" else build().lower(state, *args).compile()
+            compiled[mode] = lowered.compile() if mode == base else build().lower(state, *args).compile()
     ms = _ms_per_call(compiled, state, args, repeats)
     fastest = min(ms, key=ms.get)
-    best = "rule" if ms["rule"] <= (1 + MARGIN) * ms[fastest] else fastest
+    best = base if ms[base] <= (1 + MARGIN) * ms[fastest] else fastest
     logging.info("convolution forms of the train step (ms per dispatch): %s -> %s",
                  ", ".join(f"{k} {v:.1f}" for k, v in ms.items()), best)
     conv.cache(key, {"mode": best, "ms_per_dispatch": {k: round(v, 3) for k, v in ms.items()}})
