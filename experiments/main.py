@@ -34,7 +34,8 @@ flags.DEFINE_integer("num_processes", None, "With --distributed: how many proces
 flags.DEFINE_integer("process_id", None, "With --distributed: this process's index, 0 to num_processes - 1.")
 flags.DEFINE_enum("conv_forms", None, list(conv.MODES), "How convolutions choose their form (default: $GDL_JAX_CONV, "
                   "else 'auto': the train step timed once per machine under each mode, the fastest kept and "
-                  "cached; 'layer': each layer's fastest alone; 'rule': fixed rules; 'lax', 'im2col', "
+                  "cached; 'layer': each layer's fastest alone; 'rule': fixed rules; 'untuned': 'auto' without "
+                  "timing (the rules on CPU, lax's on GPU/TPU); 'lax', 'im2col', "
                   "'subpixel', 's2d': that form). See gdl_jax.models.conv.")
 
 

@@ -10,8 +10,9 @@ report.json the same as data. Presets:
 - book: each config as it is, at the book's step counts (the WGAN-GP on whichever CelebA the
   data dir holds, the offline 10,000 faces or the full set; 14-20 h of it on a 2-core CPU);
 - quick: small step counts and subsets of the offline data, to check that every row runs and
-  writes its figures, not to match the book's numbers (convolutions take the fixed rules,
-  $GDL_JAX_CONV=rule, unless it is set: no per-row timing of their forms).
+  writes its figures, not to match the book's numbers (convolutions take their untuned forms,
+  $GDL_JAX_CONV=untuned, unless it is set: the fixed rules on CPU, lax's on GPU/TPU, and no
+  per-row timing of their forms).
 The GAN and VAE rows on MNIST-sized and CIFAR-10 images measure their samples in the features of a
 classifier trained by an earlier row (features.mnist, features.celeba, the CIFAR-10 CNN of 2.3);
 with --inception_weights (pytorch-fid's FID InceptionV3 weights, .pth or .npz) also in InceptionV3's:
@@ -51,7 +52,7 @@ def main(argv):
         raise app.UsageError(str(e)) from None
     env = {"GDL_DATA_DIR": FLAGS.data_dir} if FLAGS.data_dir else {}
     if FLAGS.preset == "quick" and "GDL_JAX_CONV" not in os.environ:
-        env["GDL_JAX_CONV"] = "rule"   # no convolution-form timing per row: quick checks, not speed
+        env["GDL_JAX_CONV"] = "untuned"   # no convolution-form timing per row: quick checks, not speed
     out = FLAGS.output_dir or f"workdirs/reproduce_{FLAGS.preset}"
     result = report.run(rows, FLAGS.preset, out, env)
     failed = [r["name"] for r in result["rows"] if r["status"] != "ok"]

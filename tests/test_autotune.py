@@ -51,6 +51,7 @@ def test_the_step_is_timed_under_every_candidate_and_the_verdict_cached(fresh_ca
                                       ({"rule": 10.0, "lax": 9.8, "layer": 11.0}, "rule")])   # within MARGIN
 def test_the_fastest_mode_wins_unless_the_rules_are_within_the_margin(ms, want, fresh_cache, monkeypatch):
     build, state, args = _dispatch("cnn", **CNN)
+    monkeypatch.setattr(conv, "untuned_mode", lambda: "rule")   # as on CPU
     monkeypatch.setattr(autotune, "_ms_per_call", lambda compiled, *a: {m: ms[m] for m in compiled})
     assert autotune.conv_forms(build, state, args) == want
     monkeypatch.setattr(conv, "_cache", None)   # a new process: the file answers, nothing is timed
@@ -71,16 +72,18 @@ def test_untuned_auto_is_the_rules_on_cpu_and_lax_elsewhere(monkeypatch):
     x, w = jnp.ones((2, 8, 8, 3)), jnp.ones((4, 4, 3, 8))
     f = lambda x, w: conv.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     grad = lambda: str(jax.make_jaxpr(jax.grad(lambda x, w: f(x, w).sum(), (0, 1)))(x, w))
-    with conv.forms("auto"):                    # outside a train loop: nothing is timed
-        assert conv.untuned_mode() == "rule" and "custom_vjp_call" in grad()   # this CPU: the rules' s2d
-        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-        assert conv.untuned_mode() == "lax" and "custom_vjp_call" not in grad()
+    for mode in ("auto", "untuned"):            # 'auto' outside a train loop: nothing is timed
+        with conv.forms(mode):
+            monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+            assert conv.untuned_mode() == "rule" and "custom_vjp_call" in grad()   # the rules' s2d
+            monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+            assert conv.untuned_mode() == "lax" and "custom_vjp_call" not in grad()
 
 
 def test_a_step_without_convolutions_is_not_timed(fresh_cache, monkeypatch):
     build, state, args = _dispatch("mlp", hidden=(8,))
     monkeypatch.setattr(autotune, "_ms_per_call", lambda *a: pytest.fail("timed"))
-    assert autotune.conv_forms(build, state, args) == "rule"
+    assert autotune.conv_forms(build, state, args) == conv.untuned_mode()
     assert not fresh_cache.exists()
 
 

@@ -50,6 +50,7 @@ Which form a layer takes ('lax', 'im2col', 'subpixel', 's2d') depends on the mod
   neighbours (small_conv at batch 128 on a Zen 4: 7.9 ms/step with each layer's fastest, 5.2
   with the rules), hence 'auto' times whole steps.
 - 'rule': the fixed rules above.
+- 'untuned': 'auto' without timing anything: `untuned_mode()` (quick runs, tests of behaviour).
 - 'lax', 'im2col', 'subpixel', 's2d': that form wherever it applies ('subpixel' and 's2d' are
   lax's for a stride-1 conv).
 Multi-process runs use `untuned_mode()` for 'auto' and 'layer': each process would measure on its
@@ -321,7 +322,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
 FORMS_ENV = "GDL_JAX_CONV"
 FORCED = ("lax", "im2col", "subpixel", "s2d")   # modes that force one form wherever it applies
-MODES = ("auto", "layer", "rule", *FORCED)
+MODES = ("auto", "layer", "rule", "untuned", *FORCED)
 _mode: str | None = None                 # set_forms(); None: $GDL_JAX_CONV, else 'auto'
 _cache: dict[str, dict] | None = None    # this machine's measurements, as in the cache file
 traced = 0                               # convolutions traced so far (those that choose a form)
@@ -441,7 +442,9 @@ def time_forms(forms: dict[str, Callable], x_shape: tuple, w_shape: tuple, dtype
 def untuned_mode() -> str:
     """The mode 'auto' means where no step was timed, and the one the tuner keeps unless another
     is faster by its margin: 'rule' on CPU, where the rules were measured; 'lax' on GPU and TPU,
-    whose convolution libraries are tuned for lax's convolutions."""
+    whose convolution libraries are tuned for lax's convolutions. (On GPU/TPU the tuner's cache
+    key is the step lowered under 'lax', which a change of the rules leaves alone: clear
+    $GDL_CACHE_DIR/conv_forms.json after one.)"""
     return "rule" if jax.default_backend() == "cpu" else "lax"
 
 
@@ -450,7 +453,7 @@ def _choose(op: str, forms: dict[str, Callable], rule: str, x: jax.Array, w: jax
     global traced
     traced += 1
     mode = forms_mode()
-    if mode == "auto" or jax.process_count() > 1 and mode == "layer":   # not resolved by a train loop
+    if mode in ("auto", "untuned") or jax.process_count() > 1 and mode == "layer":   # nothing timed
         mode = untuned_mode()
     if mode in FORCED:
         return mode if mode in forms else "lax"
