@@ -3,8 +3,9 @@
 Under the 'auto' mode of gdl_jax.models.conv, the loop calls `conv_forms` before its first
 dispatch: the dispatch is compiled under each candidate mode ('rule', 'lax', 'layer') and timed
 on copies of the state, in turn, and the fastest mode trains (the untuned mode, 'rule' on CPU
-and 'lax' on GPU/TPU, unless another mode beats it by more than MARGIN). The verdict is cached (keyed by the step's
-lowered program and the machine), so each model and batch shape is timed once per machine.
+and 'lax' on GPU/TPU, unless another mode beats it by more than MARGIN). The verdict is cached
+(keyed by the step's lowered program and the machine), so each model and batch shape is timed
+once per machine.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from absl import logging
 from gdl_jax.models import conv
 
 CANDIDATES = ("rule", "lax", "layer")
-# the untuned mode stays unless another is this much faster: closer timings are within these shared
-# machines' noise (+-10-20% between runs), and a stable choice keeps runs on like machines alike
+# the untuned mode stays unless another is this much faster: closer timings are within these
+# shared machines' noise (+-10-20% between runs), and a stable choice keeps runs on like machines alike
 MARGIN = 0.05
 SLOW = 3.0   # a mode this many times slower than the fastest on its first call is out
 
