@@ -8,7 +8,7 @@ python -m experiments.analyze_autoencoder --config=experiments/configs/vae_faces
 
 from gdl_jax import runtime
 
-runtime.configure()
+runtime.configure(__name__)
 
 import json  # noqa: E402
 import pathlib  # noqa: E402

@@ -24,7 +24,7 @@ benchmark.json and benchmark.md to --output_dir. Compare numbers only within one
 
 from gdl_jax import runtime
 
-runtime.configure()  # XLA flags must be set before jax starts its backend
+runtime.configure(__name__)  # XLA flags (and a restart for huge pages) before jax starts
 
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
@@ -353,13 +353,14 @@ def load_torch_bench() -> ModuleType | None:
 
 
 def environment(torch_bench: ModuleType | None, torch_threads: int) -> dict:
-    """What the numbers depend on: versions, backend, device, XLA flags, threads."""
+    """What the numbers depend on: versions, backend, device, XLA flags, malloc tunables, threads."""
     device = jax.devices()[0]
     env = {"jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib"),
            "flax": importlib.metadata.version("flax"), "optax": importlib.metadata.version("optax"),
            "backend": jax.default_backend(), "device_kind": device.device_kind, "device_model": hardware.device_model(),
            **{f"matmul_{k}_gflop_per_s": v for k, v in matmul_gflop_per_s().items()},
            "num_devices": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+           "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "thp_mode": runtime.thp_mode(),
            "python": platform.python_version(), "machine": platform.machine(),
            "cpu_count": os.cpu_count(), "torch": None, "torch_threads": None}
     if torch_bench is not None:
@@ -466,6 +467,7 @@ def markdown(rows: Sequence[dict], env: dict) -> str:
     lines = [f"jax {env['jax']} on {env['backend']} ({env['device_model']}; float32 matmul peak "
              f"{env['matmul_peak_gflop_per_s']:.0f} GFLOP/s; {env['num_devices']} "
              f"device(s), {env['cpu_count']} CPUs){torch_part}; XLA_FLAGS={env['xla_flags'] or '(none)'}; "
+             f"GLIBC_TUNABLES={env.get('glibc_tunables') or '(none)'} (kernel THP: {env.get('thp_mode')}); "
              f"{rows[0]['steps_per_dispatch'] if rows else '-'} steps per JAX dispatch",
              "", "| " + " | ".join(h for _, h, _ in columns) + " |",
              "|" + "---|" * len(columns)]

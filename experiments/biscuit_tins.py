@@ -6,7 +6,7 @@ python -m experiments.biscuit_tins --workdir=workdirs/biscuit_tins
 
 from gdl_jax import runtime
 
-runtime.configure()
+runtime.configure(__name__)
 
 import pathlib  # noqa: E402
 

@@ -7,7 +7,7 @@ or a drawn test pattern when no data dir is set.
 
 from gdl_jax import runtime
 
-runtime.configure()
+runtime.configure(__name__)
 
 import pathlib  # noqa: E402
 import sys  # noqa: E402

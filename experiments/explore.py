@@ -12,7 +12,7 @@ unless --host says otherwise; --port=0 takes any free port (the address is print
 
 from gdl_jax import runtime
 
-runtime.configure()  # XLA flags must be set before jax starts its backend
+runtime.configure(__name__)  # XLA flags (and a restart for huge pages) before jax starts
 
 import sys  # noqa: E402
 from typing import Sequence  # noqa: E402

@@ -8,7 +8,7 @@ joins a multi-host run (every process runs the same command; process 0 writes th
 
 from gdl_jax import runtime
 
-runtime.configure()  # XLA flags must be set before jax starts its backend
+runtime.configure(__name__)  # XLA flags (and a restart for huge pages) before jax starts
 
 import logging as std_logging  # noqa: E402
 import pathlib  # noqa: E402

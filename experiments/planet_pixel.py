@@ -7,7 +7,7 @@ python -m experiments.planet_pixel --workdir=workdirs/planet_pixel
 
 from gdl_jax import runtime
 
-runtime.configure()
+runtime.configure(__name__)
 
 import math  # noqa: E402
 import pathlib  # noqa: E402

@@ -9,7 +9,7 @@ python -m experiments.world_map --workdir=workdirs/world_map
 
 from gdl_jax import runtime
 
-runtime.configure()
+runtime.configure(__name__)
 
 import pathlib  # noqa: E402
 
