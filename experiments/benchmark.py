@@ -467,7 +467,7 @@ def markdown(rows: Sequence[dict], env: dict) -> str:
     lines = [f"jax {env['jax']} on {env['backend']} ({env['device_model']}; float32 matmul peak "
              f"{env['matmul_peak_gflop_per_s']:.0f} GFLOP/s; {env['num_devices']} "
              f"device(s), {env['cpu_count']} CPUs){torch_part}; XLA_FLAGS={env['xla_flags'] or '(none)'}; "
-             f"GLIBC_TUNABLES={env.get('glibc_tunables') or '(none)'} (kernel THP: {env.get('thp_mode')}); "
+             f"GLIBC_TUNABLES={env['glibc_tunables'] or '(none)'} (kernel THP: {env['thp_mode']}); "
              f"{rows[0]['steps_per_dispatch'] if rows else '-'} steps per JAX dispatch",
              "", "| " + " | ".join(h for _, h, _ in columns) + " |",
              "|" + "---|" * len(columns)]
