@@ -1,5 +1,6 @@
 """gdl_jax.train.autotune: the 'auto' convolution forms of a train step, timed whole and cached."""
 
+import functools
 import json
 import time
 
@@ -88,7 +89,11 @@ def test_a_step_without_convolutions_is_not_timed(fresh_cache, monkeypatch):
 
 
 def test_a_training_run_in_auto_mode_tunes_its_step_first(tiny_config, fresh_cache, tmp_path, monkeypatch):
+    """The wiring into the trainer, on a smaller CNN with shorter timing (the timing itself is
+    tested above)."""
     monkeypatch.setenv(conv.FORMS_ENV, "auto")
+    monkeypatch.setattr(autotune, "_ms_per_call", functools.partial(autotune._ms_per_call, min_seconds=0.05))
+    tiny_config.model.update(CNN)
     tiny_config.num_epochs = 1
     results = train.train_and_evaluate(tiny_config, tmp_path / "wd")
     assert results["steps"] == 20 and np.isfinite(results["test_loss"])

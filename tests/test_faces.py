@@ -116,15 +116,15 @@ def test_streamed_faces_run_kill_resume_and_load(faces_dir, tmp_path):
         gdl_jax.load(tmp_path / "empty")
 
 
-def test_results_are_deterministic_and_the_analysis_binary_reruns(faces_dir, tmp_path):
+def test_the_analysis_binary_reruns_on_a_finished_run(faces_dir, tmp_path):
+    """(Same seed, same numbers: in the kill-and-resume test above, a second run from scratch,
+    killed and resumed, ends with the first run's exact results.)"""
     import subprocess
     import sys
 
     config = tiny_faces_config(faces_dir)
     config.num_epochs = 1
-    a = train.train_and_evaluate(config, tmp_path / "a")
-    b = train.train_and_evaluate(config, tmp_path / "b")
-    assert a == b
+    train.train_and_evaluate(config, tmp_path / "a")
     (tmp_path / "a" / "fig_3_21_attribute_arithmetic.png").unlink()
     root = pathlib.Path(__file__).resolve().parents[1]
     overrides = [f"--config.data.data_dir={faces_dir}", "--config.data.image_size=16", "--config.data.test_size=8",

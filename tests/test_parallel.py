@@ -30,6 +30,7 @@ def _run_on_devices(n: int, args: list[str], timeout: int = 900) -> dict | list:
     return json.loads(proc.stdout.split("RESULTS", 1)[1])
 
 
+@pytest.mark.slow
 def test_every_step_family_on_four_devices_matches_one_under_both_backends():
     """3 SGD steps of each family (BatchNorm, the VAE's noise, the GANs' latent noise and the
     penalty's alpha all in play; dropout off) from the same state on the same global batches:
@@ -63,6 +64,7 @@ def _trainer_runs(config, tmp_path):
     return dict(zip(parallel.BACKENDS, _run_on_devices(2, ["-c", script, json.dumps(runs)])))
 
 
+@pytest.mark.slow
 def test_classifier_trainer_on_two_devices_matches_one(tiny_config, tmp_path):
     """The whole trainer (feeder, dispatch, checkpoints, evaluation) with --config.parallel
     either way on 2 devices gives the 1-device numbers (dropout off: under 'pmap' its masks are
@@ -75,6 +77,7 @@ def test_classifier_trainer_on_two_devices_matches_one(tiny_config, tmp_path):
             np.testing.assert_allclose(two[key], one[key], rtol=2e-3, err_msg=f"{backend} {key}")
 
 
+@pytest.mark.slow
 def test_gan_trainer_on_two_devices_matches_one(tmp_path):
     """The GAN trainer (generator BatchNorm synchronised over the devices, latent noise drawn for
     the global batch) on 2 devices under both backends: the 1-device losses and samples."""
@@ -94,6 +97,7 @@ def test_unknown_backend_is_a_config_error():
         parallel.axis_name("pjit")
 
 
+@pytest.mark.slow
 def test_two_processes_train_in_lockstep_and_only_process_0_writes(tiny_config, tmp_path):
     """A multi-host job of 2 processes (1 device each) over jax.distributed on loopback trains the
     classifier, then the GAN (its sample snapshots, quality tracking and analysis included): both
@@ -109,7 +113,8 @@ def test_two_processes_train_in_lockstep_and_only_process_0_writes(tiny_config, 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}   # 1 CPU device per process
+    env = {**os.environ, "XLA_FLAGS": " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                                             if "device_count" not in f)}   # 1 CPU device per process
     runs = json.dumps([(str(tmp_path / f"mh_{name}"), c.to_json()) for name, c in configs.items()])
     procs = [subprocess.Popen([sys.executable, "tests/_multihost_run.py", str(i), str(port), runs], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 from absl import flags
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, TEST_XLA_FLAG
 from ml_collections import config_flags
 
 from experiments import rows
@@ -69,8 +69,12 @@ def test_needed_rows_come_first():
 OFFLINE = all((SHARED_DATA / d).is_dir() for d in ("mnist", "quickdraw", "cifar10", "celeba"))
 
 
-def _reproduce(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+def _reproduce(tmp_path, *args: str, as_user: bool = False) -> tuple[subprocess.CompletedProcess, dict]:
+    """The binary on the offline data; as_user: with XLA's default optimisation, not the tests'
+    (conftest), so that its wall time is a user's."""
     env = {**os.environ, "GDL_DATA_DIR": str(SHARED_DATA)}
+    if as_user:
+        env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f != TEST_XLA_FLAG)
     proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--preset=quick", *args,
                            f"--output_dir={tmp_path}"], capture_output=True, text=True, env=env,
                           cwd=pathlib.Path(__file__).resolve().parents[1])
@@ -78,6 +82,7 @@ def _reproduce(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]
     return proc, json.loads((tmp_path / "report.json").read_text())
 
 
+@pytest.mark.slow   # two of the whole preset's rows, with the report's progress lines
 @pytest.mark.skipif(not OFFLINE, reason="needs the offline data copies (../shared/data)")
 def test_quick_preset_rows_on_the_offline_data(tmp_path):
     """Two real rows (chapter 1's world map; 2.5 filters a CIFAR-10 test image) through the
@@ -94,14 +99,13 @@ def test_quick_preset_rows_on_the_offline_data(tmp_path):
     assert "[2/2] conv_by_hand" in proc.stderr and "left)" in proc.stderr     # progress: rows and time left
 
 
-@pytest.mark.skipif(not OFFLINE or os.environ.get("GDL_JAX_FULL_REPRODUCE") != "1",
-                    reason="the whole quick preset (about 7 min on a 2-core CPU; .ci/run runs it): "
-                           "set GDL_JAX_FULL_REPRODUCE=1")
+@pytest.mark.slow
+@pytest.mark.skipif(not OFFLINE, reason="needs the offline data copies (../shared/data)")
 def test_whole_quick_preset_on_the_offline_data(tmp_path):
     """Every row of the quick preset runs and draws its figures, in table order; every
     generative row reports feature metrics (digits and Quick Draw, CIFAR-10 horses, faces) on
     as many samples as real images; the report embeds figures and counts every row ok."""
-    proc, got = _reproduce(tmp_path)
+    proc, got = _reproduce(tmp_path, as_user=True)
     assert [r["name"] for r in got["rows"] if r["status"] != "ok"] == []
     assert [r["name"] for r in got["rows"]] == [r.name for r in rows.ROWS]
     assert all(r["figures"] for r in got["rows"])

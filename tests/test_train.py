@@ -53,8 +53,9 @@ def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
     """Also the TensorBoard mirror of the log: it shows the same numbers as metrics.jsonl, with
     the killed run's steps past its checkpoint hidden by the resumed run's purge marker."""
     tiny_config.log_every_steps = 2     # records reach the logs every dispatch
+    tiny_config.num_epochs = 2
     whole = train.train_and_evaluate(tiny_config, tmp_path / "whole")
-    # Die at step 10 of 80: the last checkpoint is step 6, steps 7-10 are lost and redone
+    # Die at step 10 of 40: the last checkpoint is step 6, steps 7-10 are lost and redone
     # (7-8 were already logged).
     with pytest.raises(Killed):
         train.train_and_evaluate(tiny_config, tmp_path / "killed", hooks=[_kill_at(10)])
