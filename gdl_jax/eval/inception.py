@@ -14,6 +14,7 @@ level).
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import pickle
@@ -78,8 +79,7 @@ def variables_from_state_dict(state: dict[str, np.ndarray], source: str = "state
     OIHW -> HWIO, BatchNorm weight/bias/running stats -> scale/bias/mean/var. Every entry the
     network needs must be there with its shape; unknown entries are an error (another network).
     `source` names the file in errors."""
-    model = FIDInceptionV3()
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3))))
+    shapes = _variable_shapes()
     torch_name = {("params", "conv", "kernel"): "weight", ("params", "bn", "scale"): "weight",
                   ("params", "bn", "bias"): "bias", ("batch_stats", "bn", "mean"): "running_mean",
                   ("batch_stats", "bn", "var"): "running_var"}
@@ -110,21 +110,29 @@ def variables_from_state_dict(state: dict[str, np.ndarray], source: str = "state
     return out
 
 
+@functools.cache
+def _variable_shapes() -> dict:
+    """FIDInceptionV3's variables as shapes (tracing the network once a process, not per load)."""
+    return jax.eval_shape(lambda: FIDInceptionV3().init(jax.random.key(0),
+                                                        jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3))))
+
+
+@jax.jit
+def _features(variables: dict, x: jax.Array) -> jax.Array:
+    """The network's pool features of float NHWC images in [0, 1], resized to its input size;
+    one jitted function for every extractor, so a second one reuses the first one's compilation."""
+    if x.shape[-1] == 1:
+        x = jnp.repeat(x, 3, axis=-1)
+    x = jax.image.resize(x, (x.shape[0], INPUT_SIZE, INPUT_SIZE, 3), "bilinear", antialias=False)
+    return FIDInceptionV3().apply(variables, x * 2 - 1)
+
+
 class InceptionFeatures:
     """features(images) -> (N, 2048): float images in [0, 1], NHWC with 1 or 3 channels, any size."""
 
     def __init__(self, weights: str | os.PathLike):
         self.name = f"InceptionV3 FID ({pathlib.Path(weights).name})"
         self._variables = jax.device_put(load_variables(weights))   # an argument, not 87 MB of constants
-        model = FIDInceptionV3()
-
-        def features(variables: dict, x: jax.Array) -> jax.Array:
-            if x.shape[-1] == 1:
-                x = jnp.repeat(x, 3, axis=-1)
-            x = jax.image.resize(x, (x.shape[0], INPUT_SIZE, INPUT_SIZE, 3), "bilinear", antialias=False)
-            return model.apply(variables, x * 2 - 1)
-
-        self._fn = jax.jit(features)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return batched(lambda x: self._fn(self._variables, x), images, (1, 3), self.name, BATCH)
+        return batched(lambda x: _features(self._variables, x), images, (1, 3), self.name, BATCH)
