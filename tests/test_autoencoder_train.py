@@ -76,6 +76,7 @@ def test_bad_vae_settings(mnist_dir, tmp_path):
         train.train_and_evaluate(config, tmp_path)
 
 
+@pytest.mark.slow   # the analysis binary in a new process (the trainer runs the analysis in every test)
 def test_analysis_binary_restores_the_latest_checkpoint(mnist_dir, tmp_path):
     import subprocess
     import sys

@@ -13,6 +13,9 @@ from gdl_jax.errors import CheckpointError, ConfigError, DataError
 from gdl_jax.eval import features as gfeatures
 from gdl_jax.eval.quality import feature_metrics
 
+# One worker runs this module (setup.cfg: --dist loadgroup), so the trained classifier fixtures train once.
+pytestmark = pytest.mark.xdist_group("eval_features")
+
 
 def _train_classifier(config, data_dir, workdir):
     """config (a classifier config) trained for one tiny epoch on the data in data_dir."""

@@ -18,6 +18,9 @@ from gdl_jax.errors import DataError
 from gdl_jax.explore import core
 from gdl_jax.explore.core import Explorer
 
+# One worker runs this module (setup.cfg: --dist loadgroup), so the trained VAE fixture trains once.
+pytestmark = pytest.mark.xdist_group("explore")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

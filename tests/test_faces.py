@@ -116,6 +116,7 @@ def test_streamed_faces_run_kill_resume_and_load(faces_dir, tmp_path):
         gdl_jax.load(tmp_path / "empty")
 
 
+@pytest.mark.slow   # the analysis binary in a new process (the trainer runs the analysis in every test)
 def test_the_analysis_binary_reruns_on_a_finished_run(faces_dir, tmp_path):
     """(Same seed, same numbers: in the kill-and-resume test above, a second run from scratch,
     killed and resumed, ends with the first run's exact results.)"""
