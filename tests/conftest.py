@@ -38,6 +38,11 @@ from gdl_jax.data.sources import CIFAR10_CLASSES  # noqa: E402
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def xla_flags_without(fragment: str) -> str:
+    """$XLA_FLAGS less each flag containing `fragment`: for a process that must not inherit it."""
+    return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if fragment not in f)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):
     """No test reads the user's data dir or writes the user's cache. Convolutions take the

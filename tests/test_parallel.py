@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import tiny_gan_config, write_quickdraw_cats
+from conftest import tiny_gan_config, write_quickdraw_cats, xla_flags_without
 
 from experiments import train
 from gdl_jax import parallel
@@ -113,8 +113,7 @@ def test_two_processes_train_in_lockstep_and_only_process_0_writes(tiny_config, 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                                             if "device_count" not in f)}   # 1 CPU device per process
+    env = {**os.environ, "XLA_FLAGS": xla_flags_without("device_count")}   # 1 CPU device per process
     runs = json.dumps([(str(tmp_path / f"mh_{name}"), c.to_json()) for name, c in configs.items()])
     procs = [subprocess.Popen([sys.executable, "tests/_multihost_run.py", str(i), str(port), runs], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 from absl import flags
-from conftest import SHARED_DATA, TEST_XLA_FLAG
+from conftest import SHARED_DATA, TEST_XLA_FLAG, xla_flags_without
 from ml_collections import config_flags
 
 from experiments import rows
@@ -74,7 +74,7 @@ def _reproduce(tmp_path, *args: str, as_user: bool = False) -> tuple[subprocess.
     (conftest), so that its wall time is a user's."""
     env = {**os.environ, "GDL_DATA_DIR": str(SHARED_DATA)}
     if as_user:
-        env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f != TEST_XLA_FLAG)
+        env["XLA_FLAGS"] = xla_flags_without(TEST_XLA_FLAG)
     proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--preset=quick", *args,
                            f"--output_dir={tmp_path}"], capture_output=True, text=True, env=env,
                           cwd=pathlib.Path(__file__).resolve().parents[1])
