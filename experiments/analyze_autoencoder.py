@@ -3,7 +3,8 @@ workdir's latest checkpoint, e.g. with other attributes for Fig 3-21 or another 
 
 python -m experiments.analyze_autoencoder --config=experiments/configs/vae_mnist.py --workdir=workdirs/vae_mnist
 python -m experiments.analyze_autoencoder --config=experiments/configs/vae_faces_offline.py \
-    --workdir=workdirs/vae_faces_offline --config.analysis.attributes=Bald,Wearing_Hat --config.analysis.morph_pair=3,7
+    --workdir=workdirs/vae_faces_offline --config.analysis.attributes="('Bald','Wearing_Hat')" \
+    --config.analysis.morph_pair="(3,7)"
 """
 
 from gdl_jax import runtime
@@ -14,22 +15,24 @@ import json  # noqa: E402
 import pathlib  # noqa: E402
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from experiments import autoencoder  # noqa: E402
-from experiments.outputs import run_or_exit  # noqa: E402
-from gdl_jax import models, parallel  # noqa: E402
+from gdl_jax import cli, models, parallel  # noqa: E402
 from gdl_jax.api import TrainedModel  # noqa: E402
+from gdl_jax.errors import ConfigError  # noqa: E402
+from gdl_jax.tasks import autoencoder  # noqa: E402
 from gdl_jax.train import runner  # noqa: E402
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "The config the workdir was trained with.", lock_config=True)
+cli.define_config_flag(None, "The config the workdir was trained with.")
 flags.DEFINE_string("workdir", None, "A workdir holding checkpoints of that config.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def run() -> None:
-    config, workdir = FLAGS.config, pathlib.Path(FLAGS.workdir)
+    config, workdir = cli.config(), pathlib.Path(FLAGS.workdir)
+    if config.get("task") not in ("autoencoder", "vae"):
+        raise ConfigError(f"{cli.config_path()} is a {config.get('task', 'classifier')!r} config; this binary "
+                          "analyses autoencoder and vae runs")
     autoencoder.validate(config)
     model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
     train, test, test_attributes = autoencoder.load_data(config)
@@ -41,8 +44,8 @@ def run() -> None:
 
 def main(argv):
     del argv
-    run_or_exit(run)
+    cli.run_or_exit(run)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -489,13 +489,15 @@ def write_outputs(rows: Sequence[dict], env: dict, output_dir: str | os.PathLike
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        sys.exit(f"error: unexpected arguments: {argv[1:]}")
     try:
         batch_sizes = parse_ints(FLAGS.batch_sizes, "batch_sizes")
         try:
             model_kwargs = json.loads(FLAGS.model_kwargs)
         except ValueError as e:
             raise ConfigError(f"--model_kwargs is not JSON: {e}") from None
+        if not isinstance(model_kwargs, dict):
+            raise ConfigError(f"--model_kwargs must be a JSON object of model fields, got {FLAGS.model_kwargs}")
         devices = parse_ints(FLAGS.devices, "devices") if FLAGS.devices else None
         validate(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup, FLAGS.iters,
                  FLAGS.torch_threads, devices, FLAGS.parallel, FLAGS.conv_forms or ("auto",))

@@ -16,10 +16,10 @@ import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
-from experiments.outputs import write_results  # noqa: E402
 from gdl_jax import data as gdata  # noqa: E402
 from gdl_jax import ops  # noqa: E402
 from gdl_jax.errors import GdlError  # noqa: E402
+from gdl_jax.outputs import write_results  # noqa: E402
 from gdl_jax.viz import figures  # noqa: E402
 
 FLAGS = flags.FLAGS

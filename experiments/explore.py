@@ -27,13 +27,13 @@ flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; anything but 127
                     "exposes the page to the network.")
 flags.DEFINE_integer("port", 8080, "Port to listen on (0: any free port).")
 flags.DEFINE_string("data_dir", None, "Where the model's data set is, for the test images offered to pick "
-                    "(default: the directory the run trained on).")
+                    "(default: the run config's data.data_dir if it names one, else $GDL_DATA_DIR, else tfds).")
 FLAGS = flags.FLAGS
 
 
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        sys.exit(f"error: unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)   # the address line, not orbax's restore records
     try:
         try:

@@ -12,20 +12,17 @@ runtime.configure(__name__)  # XLA flags (and a restart for huge pages) before j
 
 import logging as std_logging  # noqa: E402
 import pathlib  # noqa: E402
-import sys  # noqa: E402
+from typing import Sequence  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from experiments import train  # noqa: E402
-from gdl_jax import parallel  # noqa: E402
-from gdl_jax.errors import GdlError  # noqa: E402
+from gdl_jax import cli, parallel, tasks  # noqa: E402
+from gdl_jax.errors import ConfigError  # noqa: E402
 from gdl_jax.models import conv  # noqa: E402
 
 CONFIGS = pathlib.Path(__file__).parent / "configs"
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", str(CONFIGS / "cnn_cifar10_quick.py"),
-                                "Experiment config file.", lock_config=True)
+cli.define_config_flag(str(CONFIGS / "cnn_cifar10_quick.py"), "Experiment config file.")
 flags.DEFINE_string("workdir", None, "Output directory (default: workdirs/<config file name>).")
 flags.DEFINE_bool("distributed", False, "Join a multi-host job with jax.distributed.initialize(): from the "
                   "three flags below when given, else from the cluster's environment (SLURM, Open MPI, TPU).")
@@ -44,23 +41,24 @@ def _quiet_orbax(record) -> bool:
     return "/orbax/" not in record.pathname or record.levelno >= std_logging.WARNING
 
 
-def main(argv):
-    logging.get_absl_handler().python_handler.addFilter(_quiet_orbax)
+def run(argv: Sequence[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise ConfigError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.distributed:
         parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     elif FLAGS.coordinator_address or FLAGS.num_processes is not None or FLAGS.process_id is not None:
-        raise app.UsageError("--coordinator_address, --num_processes and --process_id need --distributed")
-    config_file = pathlib.Path(config_flags.get_config_filename(FLAGS["config"]))
-    workdir = FLAGS.workdir or str(pathlib.Path("workdirs") / config_file.stem)
-    logging.info("config %s -> workdir %s", config_file, workdir)
-    try:
-        conv.set_forms(FLAGS.conv_forms)
-        train.train_and_evaluate(FLAGS.config, workdir)
-    except GdlError as e:
-        sys.exit(f"error: {e}")
+        raise ConfigError("--coordinator_address, --num_processes and --process_id need --distributed")
+    config = cli.config()
+    workdir = FLAGS.workdir or str(pathlib.Path("workdirs") / cli.config_path().stem)
+    logging.info("config %s -> workdir %s", cli.config_path(), workdir)
+    conv.set_forms(FLAGS.conv_forms)
+    tasks.train_and_evaluate(config, workdir)
+
+
+def main(argv: Sequence[str]) -> None:
+    logging.get_absl_handler().python_handler.addFilter(_quiet_orbax)
+    cli.run_or_exit(lambda: run(argv))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -22,12 +22,13 @@ from its workdir.
 """
 
 import os
+import sys
 
 from absl import app, flags
 
 from experiments.rows import ROWS
 from gdl_jax import report
-from gdl_jax.errors import GdlError
+from gdl_jax.errors import ConfigError, GdlError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "quick", ["quick", "book"], "quick: minutes on a CPU; book: the book's budgets.")
@@ -40,16 +41,16 @@ flags.DEFINE_string("inception_weights", None, "pytorch-fid's FID InceptionV3 we
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
+        if len(argv) > 1:
+            raise ConfigError(f"unexpected arguments: {argv[1:]}")
         rows = report.select(ROWS, FLAGS.only)
         if FLAGS.inception_weights:
             from gdl_jax.eval import inception
             inception.load_variables(FLAGS.inception_weights)
             rows = report.with_inception(rows, FLAGS.inception_weights)
     except GdlError as e:
-        raise app.UsageError(str(e)) from None
+        sys.exit(f"error: {e}")
     env = {"GDL_DATA_DIR": FLAGS.data_dir} if FLAGS.data_dir else {}
     if FLAGS.preset == "quick" and "GDL_JAX_CONV" not in os.environ:
         env["GDL_JAX_CONV"] = "untuned"   # no convolution-form timing per row: quick checks, not speed

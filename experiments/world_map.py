@@ -17,8 +17,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from experiments.outputs import run_or_exit, write_results  # noqa: E402
 from gdl_jax.classic import world_map as wm  # noqa: E402
+from gdl_jax.cli import run_or_exit  # noqa: E402
+from gdl_jax.outputs import write_results  # noqa: E402
 from gdl_jax.viz import figures  # noqa: E402
 
 FLAGS = flags.FLAGS

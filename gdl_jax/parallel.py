@@ -46,9 +46,27 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+def raise_on_every_process(error: Exception | None) -> None:
+    """Raises `error` where it was met. In a multi-host run, where process 0 alone checked something
+    (the workdir), the other processes raise too, a ConfigError that points at process 0's
+    message, instead of waiting at the next collective for a process that has gone."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        if int(multihost_utils.broadcast_one_to_all(np.int32(error is not None))) and error is None:
+            raise ConfigError("process 0 refused this run; its error says why")
+    if error is not None:
+        raise error
+
+
 def make_mesh(num_devices: int | None = None) -> Mesh:
     """A 1-D mesh named 'data' over all devices (global, across hosts), or over the first
-    `num_devices` of them (to compare device counts in one process)."""
+    `num_devices` of them (to compare device counts in one process; a single process only)."""
+    if num_devices is not None:
+        if not 1 <= num_devices <= jax.device_count():
+            raise ConfigError(f"num_devices must be 1 to {jax.device_count()} (the devices here), got {num_devices}")
+        if jax.process_count() > 1 and num_devices != jax.device_count():
+            raise ConfigError("a multi-host run uses every device of every host; num_devices cannot pick some")
     return Mesh(np.asarray(jax.devices()[:num_devices]), (DATA_AXIS,))
 
 

@@ -156,10 +156,15 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
                 proc.wait()
     entry["wall_s"] = time.perf_counter() - t0
     results_path = workdir / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() and not code else {}
-    entry["status"] = "ok" if code == 0 else "failed"
-    if code:
-        entry["error"] = f"exit status {code}"
+    results, error = {}, f"exit status {code}" if code else None
+    if results_path.is_file() and not code:
+        try:
+            results = json.loads(results_path.read_text())
+        except ValueError as e:
+            error = f"{results_path} is not JSON ({e})"
+    entry["status"] = "failed" if error else "ok"
+    if error:
+        entry["error"] = error
         entry["log_tail"] = lines[-LOG_TAIL:]
     entry["ours"] = {f.label: lookup(results, f.key) for f in row.fields}
     entry["fmt"] = {f.label: f.fmt for f in row.fields}

@@ -98,6 +98,14 @@ def _restart_with_hugepages() -> None:
         return
 
 
+def add_xla_flag(flag: str) -> None:
+    """Appends `flag` ("--name=value") to $XLA_FLAGS unless XLA_FLAGS already sets that name (the
+    user's own value wins). Only effective before JAX starts its backend."""
+    current = os.environ.get("XLA_FLAGS", "")
+    if flag and flag.split("=")[0] not in current:
+        os.environ["XLA_FLAGS"] = f"{current} {flag}".strip()
+
+
 def configure(caller: str | None = None) -> None:
     """Adds the default XLA flags to XLA_FLAGS unless the user set that flag or opted out.
 
@@ -112,10 +120,6 @@ def configure(caller: str | None = None) -> None:
             return
     except ConfigError as e:
         sys.exit(f"error: {e}")
-    flags = default_xla_flags()
-    current = os.environ.get("XLA_FLAGS", "")
-    name = flags.split("=")[0]
-    if flags and name not in current:
-        os.environ["XLA_FLAGS"] = f"{current} {flags}".strip()
+    add_xla_flag(default_xla_flags())
     if caller == "__main__" and hugepages_missing():
         _restart_with_hugepages()

@@ -13,8 +13,7 @@ from gdl_jax import runtime
 # tests start compile the same way; every comparison a test makes is between programs compiled
 # alike. Benchmarks and training runs keep XLA's default (-O3).
 TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAG}".strip()
+runtime.add_xla_flag(TEST_XLA_FLAG)
 # One persistent XLA compilation cache for the whole run, shared by the xdist workers and the
 # binaries tests start (the controller makes it; workers and subprocesses inherit the variable):
 # trainer runs in many tests compile the same steps, which are then read back instead.

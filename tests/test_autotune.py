@@ -10,8 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import train
-from gdl_jax import models
+from gdl_jax import models, tasks
 from gdl_jax.models import conv
 from gdl_jax.train import autotune, steps
 from gdl_jax.train.loop import make_dispatch
@@ -95,10 +94,21 @@ def test_a_training_run_in_auto_mode_tunes_its_step_first(tiny_config, fresh_cac
     monkeypatch.setattr(autotune, "_ms_per_call", functools.partial(autotune._ms_per_call, min_seconds=0.05))
     tiny_config.model.update(CNN)
     tiny_config.num_epochs = 1
-    results = train.train_and_evaluate(tiny_config, tmp_path / "wd")
+    results = tasks.train_and_evaluate(tiny_config, tmp_path / "wd")
     assert results["steps"] == 20 and np.isfinite(results["test_loss"])
     entries = json.loads(fresh_cache.read_text())[conv.machine()]
-    assert [e["mode"] in autotune.CANDIDATES for k, e in entries.items() if k.startswith("step ")] == [True]
+    chosen = [e["mode"] for k, e in entries.items() if k.startswith("step ")]
+    assert len(chosen) == 1 and chosen[0] in autotune.CANDIDATES
+    record = tmp_path / "wd" / "conv_mode.json"
+    assert json.loads(record.read_text()) == {"mode": chosen[0]}
+    # a resume computes with the recorded mode, without timing (here one the timing did not choose)
+    other = "lax" if chosen[0] != "lax" else "rule"
+    record.write_text(json.dumps({"mode": other}))
+    monkeypatch.setattr(autotune, "conv_forms", lambda *a, **k: pytest.fail("timed again"))
+    tiny_config.num_epochs = 2
+    seen = []
+    results = tasks.train_and_evaluate(tiny_config, tmp_path / "wd", hooks=[lambda *_: seen.append(conv.forms_mode())])
+    assert results["steps"] == 40 and set(seen) == {other}
 
 
 def test_a_mode_far_slower_on_its_first_call_is_not_timed_further():

@@ -131,7 +131,8 @@ def test_world_map_box_mle_and_verdicts():
     box = world_map.BoxModel.fit(data)
     np.testing.assert_allclose(box.low, data.min(0))
     np.testing.assert_allclose(box.high, data.max(0))
-    assert np.isfinite(np.asarray(box.log_prob(data))).all()
+    # uniform on the box: every point inside has density 1 / area
+    np.testing.assert_allclose(box.log_prob(data), -np.log(np.prod(data.max(0) - data.min(0))), rtol=1e-5)
     bigger = world_map.BoxModel(low=box.low - 1, high=box.high + 1)
     assert float(box.log_prob(data).sum()) > float(bigger.log_prob(data).sum())  # tightest is the MLE
     assert np.isneginf(float(box.log_prob(np.array([[box.high[0] + 1, 0.0]]))[0]))

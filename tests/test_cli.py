@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,27 @@ def test_bad_input_is_one_line_without_traceback(cifar_dir, tmp_path, flags, env
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    assert not (tmp_path / "wd").exists()
+
+
+NO_FILE = "error: cannot load the --config file: [Errno 2] No such file or directory: 'experiments/configs/nope.py'"
+
+
+@pytest.mark.parametrize("binary, flags, message", [
+    ("main", ["--config.batchsize=64"], "error: a --config override names a field the config does not have: "
+                                        "'batchsize' (Did you mean \"batch_size\" instead of \"batchsize\"?)"),
+    ("main", ["--config=experiments/configs/nope.py"], NO_FILE),
+    ("main", ["--config=experiments/configs/nope.py", "--config.batch_size=3"], NO_FILE),
+    ("main", ["--num_processes=2"],
+     "error: --coordinator_address, --num_processes and --process_id need --distributed"),
+    ("analyze_autoencoder", ["--config=experiments/configs/gan_quickdraw.py"],
+     "error: experiments/configs/gan_quickdraw.py is a 'gan' config; this binary analyses autoencoder and vae runs"),
+])
+def test_bad_flags_are_one_line_before_any_work(tmp_path, binary, flags, message):
+    proc = _run(["-m", f"experiments.{binary}", f"--workdir={tmp_path / 'wd'}", *flags])
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if not re.match(r"[IW]\d{4} ", line)]   # absl's log lines
+    assert lines == [message]
     assert not (tmp_path / "wd").exists()
 
 
@@ -71,7 +93,7 @@ def test_every_shipped_config_passes_its_trainers_checks(name):
     and names the figure or result it reproduces."""
     import importlib
 
-    from experiments import autoencoder, gan
+    from gdl_jax.tasks import autoencoder, gan
     from gdl_jax.train import runner
 
     config = importlib.import_module(f"experiments.configs.{name}").get_config()

@@ -40,6 +40,19 @@ def test_cifar_zip_equals_folder(cifar_dir, tmp_path):
     assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
 
 
+def test_replacing_one_image_of_a_folder_copy_refreshes_the_decoded_cache(cifar_dir, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    shutil.copytree(cifar_dir / "cifar10", tmp_path / "cifar10")
+    before = gdata.load("cifar10", "train", str(tmp_path))
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "cifar10/cifar10_jpg/train/airplane/0000.jpg")
+    after = gdata.load("cifar10", "train", str(tmp_path))
+    assert after.images[0].max() < 10 < before.images[0].max()
+    assert np.array_equal(after.images[1:], before.images[1:])
+
+
 def test_env_var_selects_local_source(cifar_dir, monkeypatch):
     monkeypatch.setenv("GDL_DATA_DIR", str(cifar_dir))
     assert len(gdata.load("cifar10", "test")) == 40
@@ -93,6 +106,21 @@ def test_missing_and_corrupt_data_are_clear_errors(tmp_path):
     (tmp_path / "mnist" / "train-images.idx3-ubyte").write_bytes(b"\x00\x00\x08\x03\x00")
     with pytest.raises(DataError, match="IDX"):
         gdata.load("mnist", "train", str(tmp_path))
+    write_idx(tmp_path / "mnist" / "train-images.idx3-ubyte.gz", np.zeros((4, 32, 32), np.uint8))
+    write_idx(tmp_path / "mnist" / "train-labels.idx1-ubyte.gz", np.zeros(4, np.uint8))
+    with pytest.raises(DataError, match=r"not 28x28 images with one label each: \(4, 32, 32\) images"):
+        gdata.load("mnist", "train", str(tmp_path))
+    (tmp_path / "quickdraw").mkdir()
+    (tmp_path / "quickdraw" / "full_numpy_bitmap_camel.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(DataError, match="full_numpy_bitmap_camel.npy is not a readable .npy file"):
+        gdata.load("quickdraw/camel", "train", str(tmp_path))
+
+
+def test_a_mesh_of_more_devices_than_there_are_is_a_config_error():
+    assert parallel.make_mesh(1).devices.size == 1
+    for n in (0, jax.device_count() + 1):
+        with pytest.raises(ConfigError, match=f"num_devices must be 1 to {jax.device_count()}"):
+            parallel.make_mesh(n)
 
 
 def test_batch_size_bounds():

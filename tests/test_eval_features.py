@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import train
 from gdl_jax import data as gdata
+from gdl_jax import tasks
 from gdl_jax.errors import CheckpointError, ConfigError, DataError
 from gdl_jax.eval import features as gfeatures
 from gdl_jax.eval.quality import feature_metrics
@@ -22,7 +22,7 @@ def _train_classifier(config, data_dir, workdir):
     config.data.data_dir = str(data_dir)
     config.update(batch_size=8, num_epochs=1, steps_per_dispatch=1, log_every_steps=10, checkpoint_every_steps=20,
                   eval_batch_size=16, num_prediction_examples=4)
-    train.train_and_evaluate(config, workdir)
+    tasks.train_and_evaluate(config, workdir)
     return workdir
 
 
@@ -76,6 +76,20 @@ def test_features_need_a_classifier_run(tmp_path, classifier_run):
     (tmp_path / "config.json").write_text('{"task": "vae", "model": {"name": "vae"}}')
     with pytest.raises(ConfigError, match="features need a classifier run"):
         gfeatures.ClassifierFeatures.from_workdir(tmp_path)
+    # a trainer checks its feature source before training: a classifier config, and a checkpoint
+    from ml_collections import ConfigDict
+
+    from gdl_jax.eval import quality
+
+    (tmp_path / "config.json").write_text('{"task": "classifier", "model": {"name": "cnn"}}')
+    config = ConfigDict({"quality_features": str(tmp_path), "quality_samples": 10})
+    with pytest.raises(ConfigError, match="has no checkpoint: train that classifier first"):
+        quality.check(config)
+    config.quality_features, config.quality_samples = str(classifier_run[0]), 3
+    with pytest.raises(ConfigError, match="quality_samples must be more than 3"):
+        quality.check(config)
+    config.quality_samples = 4
+    quality.check(config)
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +142,10 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     from conftest import tiny_gan_config, write_quickdraw_cats
     from test_eval_metrics import _brute_force
 
-    from experiments import autoencoder
     from experiments.configs import vae_mnist
     from gdl_jax import api
     from gdl_jax.eval.inception import InceptionFeatures
+    from gdl_jax.tasks import autoencoder
 
     np.savez(tmp_path / "fid.npz", **random_fid_state_dict())
     c = vae_mnist.get_config()
@@ -139,7 +153,7 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     c.update(batch_size=16, num_epochs=1, steps_per_dispatch=1, log_every_steps=4, checkpoint_every_steps=8,
              eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=10,
              inception_weights=str(tmp_path / "fid.npz"))
-    vae = train.train_and_evaluate(c, tmp_path / "vae")
+    vae = tasks.train_and_evaluate(c, tmp_path / "vae")
     _check_feature_metrics(vae["feature_metrics"], 10)
     fid = vae["inception_metrics"]
     assert fid["features"] == "InceptionV3 FID (fid.npz)" and fid["real_images"] == fid["generated_images"] == 10
@@ -164,16 +178,16 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
 
     g = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     g.update(num_steps=4, steps_per_dispatch=1, quality_features=str(mnist_classifier), quality_samples=1000)
-    _check_feature_metrics(train.train_and_evaluate(g, tmp_path / "gan")["feature_metrics"], 40)  # every cat
+    _check_feature_metrics(tasks.train_and_evaluate(g, tmp_path / "gan")["feature_metrics"], 40)  # every cat
 
 
 def test_celeba_attribute_classifier_scores_every_attribute_and_gives_face_features(tmp_path):
     """The multi-label CNN on a tiny CelebA (3 attributes): its test accuracy is the mean over
     test faces and attributes of the sign of its logits matching the labels (recomputed here
     from the checkpoint), beside the majority baseline; its features take 128x128 faces."""
-    from experiments import classifier
     from experiments.configs.attributes_celeba import get_config
     from gdl_jax import api, models, parallel
+    from gdl_jax.tasks import classifier
     from gdl_jax.train import runner
     from tests.test_celeba import ATTRS, write_celeba
 
@@ -196,4 +210,4 @@ def test_celeba_attribute_classifier_scores_every_attribute_and_gives_face_featu
     assert extractor(np.zeros((3, 128, 128, 3), np.float32)).shape == (3, 128)
     config.model.num_classes = 40
     with pytest.raises(ConfigError, match="model.num_classes is 40 but the data has 3 attributes"):
-        train.train_and_evaluate(config, tmp_path / "wrong")
+        tasks.train_and_evaluate(config, tmp_path / "wrong")

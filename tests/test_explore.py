@@ -202,15 +202,15 @@ def test_what_cannot_be_explored_or_served_is_a_clear_error(tmp_path):
 def vae_workdir(mnist_dir, tmp_path_factory):
     """A VAE with a 2-D latent, trained for one epoch on the tiny MNIST (its analysis writes the
     plane's scatter into latents.npz)."""
-    from experiments import train
     from experiments.configs import vae_mnist
+    from gdl_jax import tasks
 
     config = vae_mnist.get_config()
     config.data.data_dir = str(mnist_dir)
     config.update(batch_size=16, num_epochs=1, steps_per_dispatch=2, log_every_steps=4, checkpoint_every_steps=4,
                   eval_batch_size=16)
     workdir = tmp_path_factory.mktemp("explore_vae")
-    train.train_and_evaluate(config, workdir)
+    tasks.train_and_evaluate(config, workdir)
     return workdir
 
 

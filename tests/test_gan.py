@@ -136,11 +136,11 @@ def test_nearest_l1_matches_brute_force(shape):
 def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
     import json
 
-    from experiments import train
+    from gdl_jax import tasks
     from gdl_jax.train.metrics import read_jsonl
 
     config = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
-    whole = train.train_and_evaluate(config, tmp_path / "whole")
+    whole = tasks.train_and_evaluate(config, tmp_path / "whole")
     records = read_jsonl(tmp_path / "whole" / "metrics.jsonl")
     steps = [r for r in records if r["kind"] == "train"]
     assert [r["step"] for r in steps] == list(range(1, 13))
@@ -163,7 +163,7 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
     import jax
 
     import gdl_jax
-    from experiments import gan
+    from gdl_jax.tasks import gan
 
     generator = gdl_jax.load(tmp_path / "whole")
     assert (generator.kind, generator.encodes, generator.image_shape) == ("gan", False, (28, 28, 1))
@@ -185,9 +185,9 @@ def test_gan_run_writes_the_analysis_and_resumes_to_the_same_result(tmp_path):
         if step >= 8:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate(config, tmp_path / "killed", hooks=[kill_at])
+        tasks.train_and_evaluate(config, tmp_path / "killed", hooks=[kill_at])
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["5"]
-    resumed = train.train_and_evaluate(config, tmp_path / "killed")
+    resumed = tasks.train_and_evaluate(config, tmp_path / "killed")
     assert resumed == whole
     assert read_jsonl(tmp_path / "killed" / "metrics.jsonl") == records
     for t in (2, 8, 12):
@@ -202,13 +202,14 @@ def test_gan_novelty_against_drawings_held_out_of_training(tmp_path):
     and are the novelty baseline. The reported distances equal a brute-force recomputation from
     the loaded generator, the held-out drawings and the ones it trained on."""
     import gdl_jax
-    from experiments import gan, train
+    from gdl_jax import tasks
+    from gdl_jax.tasks import gan
     from gdl_jax.train import runner
 
     config = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     config.update(num_steps=2, steps_per_dispatch=1)
     config.analysis.update(sample_steps=(2,), quality_every_steps=0, novelty_held_out=8)
-    nov = train.train_and_evaluate(config, tmp_path / "run")["novelty"]
+    nov = tasks.train_and_evaluate(config, tmp_path / "run")["novelty"]
     assert (nov["held_out_images"], nov["training_images_searched"]) == (8, 32)
     kept, held = runner.load_splits(config, ("train", "test"), held_out=8)
     every = np.fromfile(tmp_path / "data" / "quickdraw" / "cats40.bin", np.uint8).reshape(40, -1)
@@ -238,7 +239,7 @@ def test_gan_novelty_against_drawings_held_out_of_training(tmp_path):
     config.data.train_subset = 0
     config.analysis.novelty_held_out = 4
     with pytest.raises(CheckpointError, match="analysis.novelty_held_out: 8 there, 4 now"):
-        train.train_and_evaluate(config, tmp_path / "run")
+        tasks.train_and_evaluate(config, tmp_path / "run")
 
 
 def test_loss_quality_tracking_against_hand_computations():
@@ -256,6 +257,9 @@ def test_loss_quality_tracking_against_hand_computations():
     assert geval.rank_correlation(x, np.exp(x)) == pytest.approx(1.0)
     assert geval.rank_correlation(x, -x ** 3) == pytest.approx(-1.0)
     assert geval.rank_correlation([1, 2], [3, 4]) is None and geval.rank_correlation([1, 1, 1], [1, 2, 3]) is None
+    # a window with no logged step (NaN) leaves its pair out instead of making the result NaN
+    assert geval.rank_correlation([np.nan, 1, 2, 3], [9, 1, 2, 3]) == pytest.approx(1.0)
+    assert geval.rank_correlation([np.nan, np.nan, 1, 2], [1, 2, 3, 4]) is None
 
     quality = [{"step": t, "nearest_l1": 1.0 / t, "diversity": 1 - 1.0 / t} for t in (10, 20, 30, 40)]
     log_steps = np.arange(1, 41)
@@ -269,8 +273,8 @@ def test_loss_quality_tracking_against_hand_computations():
 
 
 def test_failure_mode_numbers():
-    from experiments import gan
     from gdl_jax import eval as geval
+    from gdl_jax.tasks import gan
 
     rng = np.random.default_rng(0)
     real = rng.uniform(-1, 1, (20, 4, 4, 1))
@@ -284,8 +288,10 @@ def test_failure_mode_numbers():
     rising = [{"d_loss": 0.3 + n / 3, "g_loss": 1 + 2.5 * i / 1000 + n} for i, n in zip(t, noise)]   # Fig 4-8
     swinging = [{"d_loss": 0.05 + 0.02 * n, "g_loss": 9 + 8 * np.sign(np.sin(i / 15)) + n}            # Fig 4-11
                 for i, n in zip(t, noise)]
-    healthy = gan.failure_numbers(rising, real[::-1], real)
-    assert healthy["sample_diversity"] == pytest.approx(1.0)
+    other = rng.uniform(-0.5, 0.5, (20, 4, 4, 1))   # half the spread of `real`: diversity about 1/2
+    healthy = gan.failure_numbers(rising, other, real)
+    assert healthy["sample_diversity"] == pytest.approx(geval.mean_pairwise_l1(other) / brute)
+    assert 0.4 < healthy["sample_diversity"] < 0.6
     assert healthy["loss_oscillation"]["g_loss"] < 0.15 and healthy["loss_oscillation"]["d_loss"] < 0.05
     assert gan.failure_numbers(rising, collapsed, real)["sample_diversity"] < 0.05
     assert gan.failure_numbers(swinging, real, real)["loss_oscillation"]["g_loss"] > 5
@@ -302,8 +308,8 @@ def test_generator_steps_run_several_generator_updates():
 def test_frozen_discriminator_stops_learning_at_its_step(tmp_path):
     """d_freeze_step: the discriminator's learning rate drops to 0 at that step (Fig 4-12's
     recipe), the generator goes on learning."""
-    from experiments import gan
     from gdl_jax import parallel
+    from gdl_jax.tasks import gan
 
     config = tiny_gan_config(tmp_path)
     config.d_freeze_step = 1

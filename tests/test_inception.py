@@ -84,7 +84,7 @@ def test_bad_weights_get_a_one_line_error(state, tmp_path, monkeypatch):
 def test_trainers_check_the_weights_before_training(tmp_path):
     from conftest import tiny_gan_config
 
-    from experiments.gan import validate
+    from gdl_jax.tasks.gan import validate
 
     config = tiny_gan_config(tmp_path)
     config.inception_weights = str(tmp_path / "missing.pth")

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 from conftest import tiny_gan_config, write_quickdraw_cats, xla_flags_without
+from ml_collections import ConfigDict
 
-from experiments import train
-from gdl_jax import parallel
+from gdl_jax import parallel, tasks
 from gdl_jax.errors import ConfigError
 from gdl_jax.train.metrics import read_jsonl
 
@@ -57,9 +57,9 @@ def _trainer_runs(config, tmp_path):
         c.parallel = backend
         runs.append((c.to_json(), str(tmp_path / backend)))
     script = ("from gdl_jax import runtime; runtime.configure();"
-              "import json, sys, jax; from ml_collections import ConfigDict; from experiments import train;"
+              "import json, sys, jax; from ml_collections import ConfigDict; from gdl_jax import tasks;"
               "assert jax.device_count() == 2, jax.devices();"
-              "print('RESULTS', json.dumps([train.train_and_evaluate(ConfigDict(json.loads(c)), w)"
+              "print('RESULTS', json.dumps([tasks.train_and_evaluate(ConfigDict(json.loads(c)), w)"
               " for c, w in json.loads(sys.argv[1])]))")
     return dict(zip(parallel.BACKENDS, _run_on_devices(2, ["-c", script, json.dumps(runs)])))
 
@@ -71,7 +71,7 @@ def test_classifier_trainer_on_two_devices_matches_one(tiny_config, tmp_path):
     drawn per device)."""
     tiny_config.num_epochs = 1
     tiny_config.model.dropout = 0.0
-    one = train.train_and_evaluate(tiny_config, tmp_path / "one")
+    one = tasks.train_and_evaluate(tiny_config, tmp_path / "one")
     for backend, two in _trainer_runs(tiny_config, tmp_path).items():
         for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
             np.testing.assert_allclose(two[key], one[key], rtol=2e-3, err_msg=f"{backend} {key}")
@@ -84,7 +84,7 @@ def test_gan_trainer_on_two_devices_matches_one(tmp_path):
     config = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     config.model.discriminator.dropout = 0.0
     config.analysis.quality_every_steps = 0
-    one = train.train_and_evaluate(config, tmp_path / "one")
+    one = tasks.train_and_evaluate(config, tmp_path / "one")
     for backend, two in _trainer_runs(config, tmp_path).items():
         for key in ("d_loss", "g_loss", "d_acc_real"):
             np.testing.assert_allclose(two["last_100_steps"][key], one["last_100_steps"][key], rtol=1e-3,
@@ -109,12 +109,16 @@ def test_two_processes_train_in_lockstep_and_only_process_0_writes(tiny_config, 
     gan_config = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
     gan_config.model.discriminator.dropout = 0.0
     configs = {"classifier": tiny_config, "gan": gan_config}
-    one = {name: train.train_and_evaluate(c, tmp_path / f"one_{name}") for name, c in configs.items()}
+    one = {name: tasks.train_and_evaluate(c, tmp_path / f"one_{name}") for name, c in configs.items()}
+    other = ConfigDict(tiny_config.to_dict())   # another run in the classifier's workdir: refused
+    other.seed += 1
+    configs["refused"] = other
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "XLA_FLAGS": xla_flags_without("device_count")}   # 1 CPU device per process
-    runs = json.dumps([(str(tmp_path / f"mh_{name}"), c.to_json()) for name, c in configs.items()])
+    runs = json.dumps([(str(tmp_path / f"mh_{'classifier' if name == 'refused' else name}"), c.to_json())
+                       for name, c in configs.items()])
     procs = [subprocess.Popen([sys.executable, "tests/_multihost_run.py", str(i), str(port), runs], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outs = []
@@ -126,6 +130,10 @@ def test_two_processes_train_in_lockstep_and_only_process_0_writes(tiny_config, 
     finally:
         for p in procs:
             p.kill()
+    # process 0 refuses the other run's workdir; process 1 stops too instead of waiting for it
+    assert "holds a different run (seed: 0 there, 1 now)" in outs[0].pop("refused")["error"]
+    assert outs[1].pop("refused")["error"] == "process 0 refused this run; its error says why"
+    del configs["refused"]
     for name in configs:
         assert outs[0][name]["results"] == outs[1][name]["results"], name
         assert outs[1][name]["writes"] == [], name

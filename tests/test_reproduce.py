@@ -22,9 +22,9 @@ def _validator(task: str):
         from gdl_jax.train.runner import validate
         return validate
     if task in ("autoencoder", "vae"):
-        from experiments.autoencoder import validate
+        from gdl_jax.tasks.autoencoder import validate
         return validate
-    from experiments.gan import validate
+    from gdl_jax.tasks.gan import validate
     return validate
 
 
@@ -37,6 +37,7 @@ def test_every_training_row_parses_and_validates(preset, tmp_path):
     for needed in {n for r in rows.ROWS for n in r.needs}:   # as if the feature classifiers had run
         workdirs[needed].mkdir()
         (workdirs[needed] / "config.json").write_text('{"task": "classifier"}')
+        (workdirs[needed] / "checkpoints" / "1").mkdir(parents=True)
     checked = 0
     for row in rows.ROWS:
         if row.module != "experiments.main":

@@ -29,6 +29,17 @@ def test_a_zero_keeps_the_default_flag_and_a_one_drops_it(monkeypatch):
         assert (runtime.default_xla_flags() in os.environ["XLA_FLAGS"]) is kept, value
 
 
+def test_add_xla_flag_appends_unless_the_user_set_that_flag(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/nowhere")
+    runtime.add_xla_flag("--xla_backend_optimization_level=1")
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/nowhere --xla_backend_optimization_level=1"
+    runtime.add_xla_flag("--xla_backend_optimization_level=3")   # already set: the first value stays
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/nowhere --xla_backend_optimization_level=1"
+    monkeypatch.delenv("XLA_FLAGS")
+    runtime.add_xla_flag("--xla_dump_to=/a")
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/a"
+
+
 def test_an_unknown_value_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv(runtime.OPT_OUT_ENV, "maybe")
     with pytest.raises(ConfigError, match="GDL_JAX_NO_XLA_DEFAULTS='maybe' is neither true"):

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from experiments import train
+from gdl_jax import models, parallel, tasks
 from gdl_jax.errors import CheckpointError, ConfigError
-from gdl_jax.train.metrics import read_jsonl
+from gdl_jax.train import runner
+from gdl_jax.train.metrics import JsonlWriter, read_jsonl
 
 
 class Killed(Exception):
@@ -21,7 +22,7 @@ def _kill_at(step_to_die: int):
 
 
 def test_tiny_run_learns_and_writes_outputs(tiny_config, tmp_path):
-    results = train.train_and_evaluate(tiny_config, tmp_path)
+    results = tasks.train_and_evaluate(tiny_config, tmp_path)
     records = read_jsonl(tmp_path / "metrics.jsonl")
     train_steps = [r for r in records if r["kind"] == "train"]
     epochs = [r for r in records if r["kind"] == "epoch"]
@@ -37,15 +38,15 @@ def test_tiny_run_learns_and_writes_outputs(tiny_config, tmp_path):
 
 def test_same_seed_same_numbers(tiny_config, tmp_path):
     tiny_config.num_epochs = 1
-    a = train.train_and_evaluate(tiny_config, tmp_path / "a")
+    a = tasks.train_and_evaluate(tiny_config, tmp_path / "a")
     import gdl_jax
 
     with pytest.raises(ConfigError, match="holds a 'classifier' run of 'cnn'; gdl_jax.load supports"):
         gdl_jax.load(tmp_path / "a")
-    b = train.train_and_evaluate(tiny_config, tmp_path / "b")
+    b = tasks.train_and_evaluate(tiny_config, tmp_path / "b")
     assert a == b
     tiny_config.seed = 1
-    c = train.train_and_evaluate(tiny_config, tmp_path / "c")
+    c = tasks.train_and_evaluate(tiny_config, tmp_path / "c")
     assert c["train_loss"] != a["train_loss"]
 
 
@@ -54,16 +55,16 @@ def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
     the killed run's steps past its checkpoint hidden by the resumed run's purge marker."""
     tiny_config.log_every_steps = 2     # records reach the logs every dispatch
     tiny_config.num_epochs = 2
-    whole = train.train_and_evaluate(tiny_config, tmp_path / "whole")
+    whole = tasks.train_and_evaluate(tiny_config, tmp_path / "whole")
     # Die at step 10 of 40: the last checkpoint is step 6, steps 7-10 are lost and redone
     # (7-8 were already logged).
     with pytest.raises(Killed):
-        train.train_and_evaluate(tiny_config, tmp_path / "killed", hooks=[_kill_at(10)])
+        tasks.train_and_evaluate(tiny_config, tmp_path / "killed", hooks=[_kill_at(10)])
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["6"]
     assert read_jsonl(tmp_path / "killed" / "metrics.jsonl")[-1]["step"] == 8
     before, _ = _tensorboard_scalars(tmp_path / "killed" / "tensorboard")
     assert max(step for _, step in before) == 8
-    resumed = train.train_and_evaluate(tiny_config, tmp_path / "killed")
+    resumed = tasks.train_and_evaluate(tiny_config, tmp_path / "killed")
     assert resumed == whole
     records = read_jsonl(tmp_path / "killed" / "metrics.jsonl")
     assert records == read_jsonl(tmp_path / "whole" / "metrics.jsonl")
@@ -76,33 +77,56 @@ def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
 
 def test_finished_run_can_be_extended(tiny_config, tmp_path):
     tiny_config.num_epochs = 1
-    train.train_and_evaluate(tiny_config, tmp_path)
+    tasks.train_and_evaluate(tiny_config, tmp_path)
     tiny_config.num_epochs = 2
-    results = train.train_and_evaluate(tiny_config, tmp_path)
+    results = tasks.train_and_evaluate(tiny_config, tmp_path)
     assert results["epochs"] == 2 and results["steps"] == 40
 
 
 def test_workdir_of_another_run_is_refused_untouched(tiny_config, tmp_path):
     tiny_config.num_epochs = 1
-    train.train_and_evaluate(tiny_config, tmp_path)
+    tasks.train_and_evaluate(tiny_config, tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     tiny_config.model.name = "mlp"
     with pytest.raises(CheckpointError, match="holds a different run .*model"):
-        train.train_and_evaluate(tiny_config, tmp_path)
+        tasks.train_and_evaluate(tiny_config, tmp_path)
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
 
 
+def test_restoring_from_an_empty_workdir_leaves_it_usable(tiny_config, tmp_path):
+    """Analysis of a workdir with nothing trained is a clear error and creates nothing there."""
+    model = models.build(tiny_config.model.name)
+    with pytest.raises(CheckpointError, match="no checkpoint in .*; train first"):
+        runner.restore(tiny_config, tmp_path / "wd", model, (32, 32, 3), parallel.make_mesh())
+    assert not (tmp_path / "wd").exists()
+
+
+def test_a_metrics_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    records = [{"step": i, "kind": "train", "loss": 1 / i} for i in (1, 2, 3)]
+    with JsonlWriter(log) as writer:
+        writer.write(records)
+    whole = log.read_text()
+    log.write_text(whole + '{"step": 4, "kind": "tr')   # a record half written when the run was killed
+    with JsonlWriter(log) as writer:
+        assert writer.truncate_after(2) == records[:2]
+    assert read_jsonl(log) == records[:2]
+    log.write_text('{"step": 1, "kind": "tr\n' + whole)   # damage elsewhere is not a kill's: an error
+    with pytest.raises(CheckpointError, match="metrics.jsonl line 1 is not JSON"):
+        JsonlWriter(log).truncate_after(2)
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
     tiny_config.num_epochs = 1
-    train.train_and_evaluate(tiny_config, tmp_path)
+    tasks.train_and_evaluate(tiny_config, tmp_path)
     ckpt = tmp_path / "checkpoints" / "20"
     chunks = [f for f in ckpt.rglob("*") if f.is_file() and f.parent.name == "d"]
     assert chunks
     for f in chunks:
         f.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="does not fit this model or is corrupt"):
-        train.train_and_evaluate(tiny_config, tmp_path)
+        tasks.train_and_evaluate(tiny_config, tmp_path)
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -113,11 +137,13 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
     ("num_epochs", 0, "num_epochs must be positive"),
     ("optimizer", "adamw2", "unknown optimizer"),
     ("optimizer_kwargs", {"beta_1": 0.5}, r"bad optimizer_kwargs \{'beta_1': 0.5\} for 'adam'"),
+    ("num_steps", -5, "num_steps must be >= 0"),
+    ("seed", -1, "seed must be >= 0"),
 ])
 def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value, message):
     tiny_config[key] = value
     with pytest.raises(ConfigError, match=message):
-        train.train_and_evaluate(tiny_config, tmp_path / "wd")
+        tasks.train_and_evaluate(tiny_config, tmp_path / "wd")
     assert not (tmp_path / "wd").exists()
 
 
@@ -175,7 +201,7 @@ def test_bfloat16_compute_keeps_float32_state_and_follows_the_float32_run(tiny_c
     runs = {}
     for dtype in ("float32", "bfloat16"):
         tiny_config.compute_dtype = dtype
-        train.train_and_evaluate(tiny_config, tmp_path / dtype)
+        tasks.train_and_evaluate(tiny_config, tmp_path / dtype)
         runs[dtype] = read_jsonl(tmp_path / dtype / "metrics.jsonl")
     first = [next(r["loss"] for r in runs[d] if r["kind"] == "train") for d in ("float32", "bfloat16")]
     epochs = [np.array([r["train_loss"] for r in runs[d] if r["kind"] == "epoch"]) for d in ("float32", "bfloat16")]
@@ -195,7 +221,7 @@ def test_bfloat16_compute_keeps_float32_state_and_follows_the_float32_run(tiny_c
 def test_unknown_compute_dtype_is_a_config_error(tiny_config, tmp_path):
     tiny_config.compute_dtype = "float16"
     with pytest.raises(ConfigError, match=r"compute_dtype must be one of \['float32', 'bfloat16'\], got 'float16'"):
-        train.train_and_evaluate(tiny_config, tmp_path)
+        tasks.train_and_evaluate(tiny_config, tmp_path)
     assert not tmp_path.joinpath("config.json").exists()
 
 

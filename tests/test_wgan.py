@@ -53,10 +53,11 @@ def test_penalty_rejects_wrong_shapes_and_has_finite_gradients_at_zero():
     real, fake, alpha = _batch(3)
     with pytest.raises(ValueError, match="one alpha per image"):
         losses.gradient_penalty(lambda x: x.sum((1, 2, 3)), real, fake, alpha[:2])
-    # a critic whose input gradient is exactly zero: the safe norm keeps the penalty's gradient finite
-    g = jax.grad(lambda s: losses.gradient_penalty(lambda x: s * jnp.zeros(x.shape[0]) + 0 * x.sum((1, 2, 3)),
-                                                   real, fake, alpha))(1.0)
-    assert np.isfinite(float(g))
+    # a critic whose input gradient is exactly zero: the penalty is exactly 1 whatever s is, and the
+    # safe norm keeps its gradient finite, and 0 (a plain norm's gradient at 0 is NaN)
+    penalty = lambda s: losses.gradient_penalty(lambda x: s * jnp.zeros(x.shape[0]) + 0 * x.sum((1, 2, 3)),
+                                                real, fake, alpha)
+    assert float(penalty(1.0)) == 1.0 and float(jax.grad(penalty)(1.0)) == 0.0
 
 
 @pytest.mark.parametrize("critic, generator, image_shape, counts", [
@@ -129,10 +130,24 @@ def test_critic_updates_n_critic_times_per_generator_update(gp_weight, optimizer
     assert int(after.generator.step) == 1 and int(after.step) == 1
     assert {"c_loss", "c_loss_real", "c_loss_fake", "wasserstein_estimate", "g_loss"} <= set(metrics)
     assert ("gradient_penalty" in metrics) == bool(gp_weight)
-    assert float(metrics["wasserstein_estimate"]) == pytest.approx(-float(metrics["c_loss"]))
-    # a second run of the same step gives the same numbers (keys are functions of the step)
-    again, _ = step(state, batch, n_critic=3, gp_weight=gp_weight)
-    assert _leaves_equal(after.generator.params, again.generator.params)
+    # the next step draws new noise: its first critic update sees other fakes than this one's
+    assert not _leaves_equal(state.noise("c_noise_0", 4), after.noise("c_noise_0", 4))
+
+
+def test_wgan_gp_critic_terms_are_the_critics_scores_before_its_update():
+    """One optimizer step per WGAN-GP critic update: c_loss_real = -mean critic(real), and the
+    Wasserstein estimate = mean critic(real) - mean critic(fake) on the fakes the update drew,
+    all with the critic before the update (scored here through the module itself)."""
+    from gdl_jax.train import adversarial
+
+    state, real = _tiny_wgan_state(), _real(4)
+    _, m = jax.jit(adversarial.critic_update, static_argnums=(2, 3, 4))(state, real, 0, None, 10.0)
+    fake = adversarial.generate(state.generator, state.noise("c_noise_0", 4))
+    c = state.discriminator
+    score = lambda x: np.asarray(c.apply_fn({"params": c.params}, x, train=False), np.float64).mean()
+    assert float(m["c_loss_real"]) == pytest.approx(-score(real), rel=1e-4, abs=1e-6)
+    assert float(m["wasserstein_estimate"]) == pytest.approx(score(real) - score(fake), rel=1e-4, abs=1e-6)
+    assert score(real) != pytest.approx(score(fake), abs=1e-6)   # the check above is not 0 == 0
 
 
 def test_wasserstein_generator_update_leaves_the_critic_unchanged():
@@ -198,10 +213,10 @@ def _tiny_wgan_config(data_dir, gp: bool):
 
 
 def test_wgan_on_horses_runs_and_writes_its_figures(cifar_dir, tmp_path):
-    from experiments import train
+    from gdl_jax import tasks
     from gdl_jax.train.metrics import read_jsonl
 
-    results = train.train_and_evaluate(_tiny_wgan_config(cifar_dir, gp=False), tmp_path)
+    results = tasks.train_and_evaluate(_tiny_wgan_config(cifar_dir, gp=False), tmp_path)
     steps = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]      # 16 horses, 8 per step: 2 steps an epoch
     assert {"c_loss_real", "c_loss_fake", "c_loss", "wasserstein_estimate", "g_loss"} <= set(steps[0])
@@ -214,12 +229,12 @@ def test_wgan_on_horses_runs_and_writes_its_figures(cifar_dir, tmp_path):
 
 
 def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
-    from experiments import train
+    from gdl_jax import tasks
     from tests.test_celeba import write_celeba
 
     root = write_celeba(tmp_path / "data", n=24)
     config = _tiny_wgan_config(root, gp=True)
-    whole = train.train_and_evaluate(config, tmp_path / "whole")
+    whole = tasks.train_and_evaluate(config, tmp_path / "whole")
     assert whole["model"] == "wgan" and "gradient_penalty" in whole["last_100_steps"]
     assert (tmp_path / "whole" / "fig_4_19_history.png").stat().st_size > 0
     assert (whole["novelty"]["held_out_images"], whole["novelty"]["training_images_searched"]) == (4, 6)
@@ -234,8 +249,8 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
         if step >= 4:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate(config, tmp_path / "killed", hooks=[kill_at])
-    assert train.train_and_evaluate(config, tmp_path / "killed") == whole
+        tasks.train_and_evaluate(config, tmp_path / "killed", hooks=[kill_at])
+    assert tasks.train_and_evaluate(config, tmp_path / "killed") == whole
 
 
 @pytest.mark.parametrize("change, message", [
@@ -248,7 +263,7 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
      r"generator makes \(16, 16, 3\) images but the data is \(32, 32, 3\)"),
 ])
 def test_bad_wgan_configs_fail_before_writing(cifar_dir, tmp_path, change, message):
-    from experiments import train
+    from gdl_jax import tasks
     from gdl_jax.errors import ConfigError
 
     config = _tiny_wgan_config(cifar_dir, gp=False)
@@ -259,7 +274,7 @@ def test_bad_wgan_configs_fail_before_writing(cifar_dir, tmp_path, change, messa
             node = node[part]
         node[last] = value
     with pytest.raises(ConfigError, match=message):
-        train.train_and_evaluate(config, tmp_path / "wd")
+        tasks.train_and_evaluate(config, tmp_path / "wd")
     assert not (tmp_path / "wd").exists()
 
 

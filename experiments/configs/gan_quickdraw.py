@@ -23,7 +23,6 @@ def get_config() -> ml_collections.ConfigDict:
                                         "train_subset": 0})
     c.batch_size = 64
     c.num_steps = 2000
-    c.num_epochs = 0             # unused: num_steps decides
     c.optimizer = "rmsprop"
     c.optimizer_kwargs = {"decay": 0.9, "eps": 1e-7}   # Keras' RMSprop rho and epsilon
     c.d_learning_rate = 8e-4

@@ -1,8 +1,9 @@
 """Book 4.3, Fig 4-11: oscillating loss. The book's GAN with one change, Adam (beta_1 0.9, Keras'
 defaults) in place of RMSprop at the same learning rates: the momentum makes the discriminator and
-the generator overshoot each other, and the generator's loss swings between ~0 and ~19 for tens
-of steps at a time. `results.json` gives `loss_oscillation` (the swing of each loss's moving
-average about its trend over the second half of the run) to compare with the book's settings."""
+the generator overshoot each other, and the generator's loss swings for tens of steps at a time
+(between ~1 and ~11 early in the book-preset run, then between 2 and 6). `results.json` gives
+`loss_oscillation` (the swing of each loss's moving average about its trend, after the first 10%
+of the run) to compare with the book's settings."""
 
 import ml_collections
 

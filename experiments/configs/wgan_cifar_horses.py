@@ -29,7 +29,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.clip_value = 0.01          # > 0: the WGAN's weight clipping
     c.gp_weight = 0.0            # > 0: the WGAN-GP's gradient penalty instead
     c.num_steps = 6000           # generator updates (the book's "epochs")
-    c.num_epochs = 0             # unused: num_steps decides
     c.optimizer = "rmsprop"
     c.optimizer_kwargs = RMSPROP_KERAS
     c.d_learning_rate = 5e-5     # the critic's

@@ -19,7 +19,7 @@ from gdl_jax.errors import ConfigError
 
 class DeviceData(NamedTuple):
     images: jax.Array   # uint8 (N, H, W, C), replicated
-    labels: jax.Array   # int32 (N,), replicated
+    labels: jax.Array   # int32 (N,) class labels, or (N, 40) 0/1 CelebA attributes; replicated
 
 
 def to_device(data: ArrayData, mesh: Mesh) -> DeviceData:

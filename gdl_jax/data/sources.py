@@ -126,8 +126,9 @@ def _load_mnist(folder: pathlib.Path, split: str, _: str) -> ArrayData:
     prefix = "train" if split == "train" else "t10k"
     images = _read_idx(_find(folder, f"{prefix}-images.idx3-ubyte"))
     labels = _read_idx(_find(folder, f"{prefix}-labels.idx1-ubyte"))
-    if images.ndim != 3 or len(images) != len(labels):
-        raise DataError(f"MNIST {split} files in {folder} disagree: {images.shape} images, {labels.shape} labels")
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"MNIST {split} files in {folder} are not 28x28 images with one label each: "
+                        f"{images.shape} images, {labels.shape} labels")
     return ArrayData(images[..., None], labels.astype(np.int32), MNIST_CLASSES)
 
 
@@ -137,16 +138,21 @@ _CIFAR_MEMBER = re.compile(r"(?:^|/)(train|test)/([a-z]+)/(\d+)\.(?:jpg|jpeg|png
 
 
 def _cache_path(tag: str, *sources: pathlib.Path) -> pathlib.Path:
-    """A cache file name keyed on the sources' paths, sizes and mtimes."""
+    """A cache file name keyed on the sources' paths, sizes and mtimes (a folder's: those of
+    every file under it, so that replacing one image makes a new cache)."""
     h = hashlib.sha1()
     for s in sources:
-        st = s.stat()
-        h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(str(s.resolve()).encode())
+        files = sorted(p for p in s.rglob("*") if p.is_file()) if s.is_dir() else [s]
+        for f in files:
+            st = f.stat()
+            h.update(f"|{f.relative_to(s) if f != s else ''}|{st.st_size}|{st.st_mtime_ns}".encode())
     return runtime.cache_dir() / f"{tag}-{h.hexdigest()[:16]}.npz"
 
 
-def _decode_cifar(entries) -> ArrayData:
-    """entries: iterable of (member name, bytes reader). Sorted by (class, index) for determinism."""
+def _decode_cifar(entries) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """entries: iterable of (member name, bytes reader) -> {split: (images, labels)}, sorted by
+    (class, index) for determinism."""
     from PIL import Image
 
     found = []
@@ -220,7 +226,10 @@ def _load_quickdraw(folder: pathlib.Path, split: str, category: str) -> ArrayDat
     npy = folder / f"full_numpy_bitmap_{category}.npy"
     bins = sorted(folder.glob(f"{category}*.bin"))
     if npy.is_file():
-        flat = np.load(npy)
+        try:
+            flat = np.load(npy)
+        except (OSError, ValueError, EOFError) as e:
+            raise DataError(f"{npy} is not a readable .npy file: {e}") from None
     elif bins:
         flat = np.fromfile(bins[0], np.uint8)
     else:

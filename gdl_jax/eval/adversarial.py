@@ -9,9 +9,13 @@ from typing import Sequence
 import numpy as np
 import scipy.stats
 
+from gdl_jax.errors import DataError
+
 
 def mean_pairwise_l1(images: np.ndarray) -> float:
-    """Mean L1 distance (per pixel) over all pairs of distinct images."""
+    """Mean L1 distance (per pixel) over all pairs of distinct images (DataError for fewer than 2)."""
+    if len(images) < 2:
+        raise DataError(f"a mean pairwise distance needs 2 images or more, got {len(images)}")
     flat = np.asarray(images, np.float64).reshape(len(images), -1)
     total = sum(np.abs(flat[i + 1:] - flat[i]).mean(-1).sum() for i in range(len(flat) - 1))  # one row at a time
     return float(2 * total / (len(flat) * (len(flat) - 1)))
@@ -50,9 +54,11 @@ def window_means(steps: Sequence[int], values: Sequence[float], at: Sequence[int
 
 
 def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rank correlation of x and y (None when it is undefined: fewer than 3 points or a
-    constant series)."""
+    """Spearman's rank correlation of x and y over the pairs where both are numbers (None when it
+    is undefined: fewer than 3 such pairs or a constant series)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
     return float(scipy.stats.spearmanr(x, y).statistic)

@@ -24,8 +24,9 @@ BLOCK = 512
 
 
 def _sq_distances(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Squared euclidean distances (A, B), clamped at 0 against rounding."""
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+    """Squared euclidean distances (A, B), clamped at 0 against rounding. The product at full float32
+    precision: a GPU's default (TF32, 10-bit mantissa) would cancel away near neighbours' distances."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * jnp.matmul(a, b.T, precision="highest")
     return jnp.maximum(d, 0.0)
 
 

@@ -3,13 +3,17 @@ images against real ones, through one feature extractor (gdl_jax.eval.features).
 
 from __future__ import annotations
 
+import pathlib
 from typing import Callable
 
 import ml_collections
 import numpy as np
 
+from gdl_jax.errors import ConfigError
 from gdl_jax.eval import frechet
 from gdl_jax.eval.precision_recall import precision_recall
+
+K = 3   # precision and recall's neighbours (the k-NN manifold radius)
 
 
 def wanted(config: ml_collections.ConfigDict) -> bool:
@@ -19,11 +23,20 @@ def wanted(config: ml_collections.ConfigDict) -> bool:
 
 
 def check(config: ml_collections.ConfigDict) -> None:
-    """Fails before training, with a one-line error, on a feature source that cannot be read."""
+    """Fails before training, with a one-line error, on a feature source that cannot be read (a
+    classifier run with no config or no checkpoint, an unreadable weights file) or too few
+    quality_samples for precision and recall's K neighbours."""
     from gdl_jax.eval import features, inception
 
+    if wanted(config) and not config.get("quality_samples", 0) > K:
+        raise ConfigError(f"quality_samples must be more than {K} (precision and recall's neighbours), "
+                          f"got {config.get('quality_samples', 0)}")
     if config.get("quality_features"):
         features.classifier_config(config.quality_features)
+        checkpoints = pathlib.Path(config.quality_features) / "checkpoints"
+        if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+            raise ConfigError(f"quality_features {config.quality_features} has no checkpoint: train that "
+                              "classifier first")
     if config.get("inception_weights"):
         inception.load_variables(config.inception_weights)
 
@@ -43,7 +56,7 @@ def metrics_for_config(config: ml_collections.ConfigDict, real: np.ndarray, fake
 
 
 def feature_metrics(features: Callable[[np.ndarray], np.ndarray], real: np.ndarray, fake: np.ndarray,
-                    k: int = 3) -> dict:
+                    k: int = K) -> dict:
     """Frechet distance, precision and recall (k-NN manifolds) of `fake` against `real`: float
     images in [0, 1], NHWC, as `features` takes them."""
     f_real, f_fake = features(real), features(fake)

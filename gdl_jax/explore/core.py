@@ -196,7 +196,8 @@ class Explorer:
 
 def load_picks(model, data_dir: str | None, count: int = PICKS) -> tuple[np.ndarray | None, str]:
     """The first `count` test images of the model's data set (uint8, the model's input shape),
-    from data_dir or the data dir the run trained on; (None, why) when they cannot be read."""
+    from data_dir, else the run config's data.data_dir, else $GDL_DATA_DIR (else tfds); (None, why)
+    when they cannot be read."""
     from gdl_jax import data as gdata
     from gdl_jax.data.celeba import open_celeba
 

@@ -7,7 +7,7 @@ import flax.linen as nn
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.autoencoder import VAE, Autoencoder, Decoder, Encoder
 from gdl_jax.models.classifiers import CNN, MLP, SmallConvNet
-from gdl_jax.models.gan import Discriminator, Generator
+from gdl_jax.models.gan import ACTIVATIONS, Discriminator, Generator
 
 
 def _tuples(kwargs: dict) -> dict:
@@ -28,6 +28,28 @@ MODELS = {"mlp": MLP, "small_conv": SmallConvNet, "cnn": CNN,
           "generator": Generator, "discriminator": Discriminator}
 
 
+# the fields of a module that give one value per layer (zip would silently drop a longer list's rest)
+PER_LAYER = {Encoder: ("filters", "kernels", "strides"), Decoder: ("filters", "kernels", "strides"),
+             CNN: ("features", "strides"), Discriminator: ("filters", "kernels", "strides"),
+             Generator: ("upsample", "filters", "kernels", "strides")}
+
+
+def check(module: nn.Module, name: str) -> None:
+    """ConfigError for per-layer lists of different lengths or an unknown activation; the parts of
+    an autoencoder too."""
+    fields = PER_LAYER.get(type(module), ())
+    lengths = {f: len(getattr(module, f)) for f in fields}
+    if len(set(lengths.values())) > 1:
+        raise ConfigError(f"model {name!r}: one value per layer in each of {', '.join(fields)}; got lengths "
+                          + ", ".join(f"{f} {n}" for f, n in lengths.items()))
+    activation = getattr(module, "activation", None)
+    if activation is not None and activation not in ACTIVATIONS:
+        raise ConfigError(f"model {name!r}: unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+    for part in ("encoder", "decoder"):
+        if isinstance(getattr(module, part, None), nn.Module):
+            check(getattr(module, part), f"{name}.{part}")
+
+
 # models without BatchNorm or sampled noise: the same code per device and globally
 NO_AXIS = ("mlp", "small_conv")
 
@@ -41,9 +63,11 @@ def build(name: str, axis_name: str | None = None, **kwargs) -> nn.Module:
     if name not in NO_AXIS:
         kwargs["axis_name"] = axis_name
     try:
-        return MODELS[name](**_tuples(kwargs))
+        module = MODELS[name](**_tuples(kwargs))
     except TypeError as e:
         raise ConfigError(f"bad arguments for model {name!r}: {e}") from None
+    check(module, name)
+    return module
 
 
 __all__ = ["CNN", "MLP", "VAE", "Autoencoder", "Decoder", "Discriminator", "Encoder", "Generator", "SmallConvNet",

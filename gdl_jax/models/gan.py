@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gdl_jax.errors import ConfigError
 from gdl_jax.models import conv
 from gdl_jax.models.autoencoder import ConvTranspose
 from gdl_jax.models.dense import Dense
@@ -54,7 +55,8 @@ class UpsampleConv(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Convs (activation, optional BatchNorm after the first, dropout) -> Flatten -> Dense(1) logits."""
+    """Convs (activation; BatchNorm after every conv but the first when batch_norm_momentum is set;
+    dropout) -> Flatten -> Dense(1) logits."""
     filters: Sequence[int] = (64, 64, 128, 128)
     kernels: Sequence[int] = (5, 5, 5, 5)
     strides: Sequence[int] = (2, 2, 2, 1)
@@ -114,7 +116,7 @@ class Generator(nn.Module):
             if up > 1 and s == 1:
                 x = UpsampleConv(f, k, up, self.subpixel, name=name)(x)
             elif up > 1:
-                raise ValueError(f"generator layer {i}: upsample {up} with stride {s}; use one or the other")
+                raise ConfigError(f"generator layer {i}: upsample {up} with stride {s}; use one or the other")
             elif s > 1:  # the book's Conv2DTranspose, 'same': the size times s
                 x = ConvTranspose(f, (k, k), (s, s), self.subpixel, GAN_INIT, name=name)(x)
             else:

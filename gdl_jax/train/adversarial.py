@@ -182,10 +182,11 @@ def critic_update(state: GANState, real: jax.Array, index: int = 0, clip_value: 
         alpha = parallel.global_draw(jax.random.uniform, key("alpha"), (n,), axis_name)
 
         def loss_fn(params):
-            critic = lambda x: _scores(c, x, dropout("dropout_gp"), params)
-            return {"c_loss_real": losses.wasserstein(critic(real), 1.0),
-                    "c_loss_fake": losses.wasserstein(critic(fake), -1.0),
-                    "gradient_penalty": gp_weight * losses.gradient_penalty(critic, real, fake, alpha)}
+            critic = lambda x, name: _scores(c, x, dropout(name), params)   # a dropout draw per pass
+            return {"c_loss_real": losses.wasserstein(critic(real, "dropout_real"), 1.0),
+                    "c_loss_fake": losses.wasserstein(critic(fake, "dropout_fake"), -1.0),
+                    "gradient_penalty": gp_weight * losses.gradient_penalty(
+                        lambda x: critic(x, "dropout_gp"), real, fake, alpha)}
         c, parts = _critic_step(c, loss_fn, axis_name)
         parts["gradient_penalty"] = parts["gradient_penalty"] / gp_weight
     else:

@@ -39,7 +39,9 @@ def from_items(template, items) -> Any:
 
 
 class Checkpointer:
-    """Saves every `every_steps` (and when forced); restores the latest complete checkpoint.
+    """Saves every `every_steps` (and when forced); restores the latest checkpoint orbax finished
+    writing (an interrupted save leaves only a temporary directory, which is not a checkpoint); a
+    finished one that cannot be read is a CheckpointError, not a silent fall-back to an older one.
 
     Any train state of flax struct nodes (TrainState, GANState) is saved as nested dicts of its
     array fields."""

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import os
+import pathlib
 import time
 from typing import Any, Callable, Sequence
 
@@ -58,6 +61,8 @@ class Loop:
     train_means) returns extra metrics (e.g. test accuracy); it also runs at the last step when
     that ends an epoch early, so every run ends evaluated.
     hooks(step, state) run on the host after each dispatch.
+    forms_record: where the 'auto' convolution mode chosen for this run is kept (the run's
+    workdir), so that a resume computes with the forms the run started with.
     """
     step_fn: StepFn
     feeder: Feeder
@@ -68,6 +73,7 @@ class Loop:
     log_every_steps: int = 100
     on_epoch_end: Callable[[Any, int, dict], dict] | None = None
     hooks: Sequence[Callable[[int, Any], None]] = ()
+    forms_record: pathlib.Path | None = None
 
     def __post_init__(self):
         self.steps_per_epoch = self.feeder.steps_per_epoch
@@ -89,15 +95,36 @@ class Loop:
 
         Under the 'auto' convolution form mode (gdl_jax.models.conv), the mode that runs this
         loop's dispatch fastest here is chosen first (gdl_jax.train.autotune) and is in force
-        for the whole loop.
+        for the whole loop; a resumed run takes the mode its start chose (`forms_record`): forms
+        round differently, and a resume must give the uninterrupted run's numbers.
         """
         mode = conv.forms_mode()
         if mode == "auto" and int(state.step) < self.total_steps:
-            step, k = int(state.step), self._steps_in_dispatch(int(state.step))
-            mode = autotune.conv_forms(lambda: make_dispatch(self.step_fn, self.feeder.batch, k), state,
-                                       self.feeder.get(step, k))
+            mode = self._recorded_mode()
+            if mode is None:
+                step, k = int(state.step), self._steps_in_dispatch(int(state.step))
+                mode = autotune.conv_forms(lambda: make_dispatch(self.step_fn, self.feeder.batch, k), state,
+                                           self.feeder.get(step, k))
+                self._record_mode(mode)
         with conv.forms(mode):
             return self._run(state, history)
+
+    def _recorded_mode(self) -> str | None:
+        """The mode `forms_record` holds (one process only: the others of a multi-host run may
+        not see the file, and autotune gives them all the untuned mode)."""
+        if self.forms_record is None or jax.process_count() > 1 or not self.forms_record.is_file():
+            return None
+        try:
+            mode = json.loads(self.forms_record.read_text())["mode"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None   # unreadable: time again
+        return mode if mode in autotune.CANDIDATES else None
+
+    def _record_mode(self, mode: str) -> None:
+        if self.forms_record is not None and jax.process_count() == 1:
+            tmp = self.forms_record.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"mode": mode}) + "\n")
+            os.replace(tmp, self.forms_record)
 
     def _run(self, state: TrainState, history: list[dict]) -> TrainState:
         step = int(state.step)

@@ -8,8 +8,12 @@ import numbers
 import os
 import pathlib
 import time
+from typing import TYPE_CHECKING
 
-import tensorboardX
+from gdl_jax.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import tensorboardX
 
 
 class JsonlWriter:
@@ -40,7 +44,8 @@ class JsonlWriter:
         """Keeps the records with step <= `step` (the file rewritten atomically); returns them."""
         if self._file is not None:
             self._file.flush()
-        self.records = [r for r in read_jsonl(self.path) if r["step"] <= step] if self.path.exists() else []
+        kept = read_jsonl(self.path, partial_last_line=True) if self.path.exists() else []
+        self.records = [r for r in kept if r["step"] <= step]
         if self._file is not None:
             self._file.close()
             tmp = self.path.with_suffix(".tmp")
@@ -48,11 +53,17 @@ class JsonlWriter:
                 f.writelines(json.dumps(r) + "\n" for r in self.records)
             os.replace(tmp, self.path)
             self._file = open(self.path, "a")
-        self._open_tensorboard(purge_step=step + 1 if step else None)
+        # a run that logged before (resumed, or restarted from scratch after a kill before its first
+        # checkpoint) hides its earlier events past `step` in TensorBoard; a new run has none to hide
+        self._open_tensorboard(purge_step=step + 1 if step or kept else None)
         return list(self.records)
 
     def _open_tensorboard(self, purge_step: int | None = None) -> None:
         if self._tensorboard_dir is not None and self._tensorboard is None:
+            # imported here, not at the top: tensorboardX's writer imports torch when torch is
+            # installed (1.8 s), which processes that write no events need not pay
+            import tensorboardX
+
             # a file of its own per writer, in start order (a resume within the same second would
             # otherwise reopen, and empty, the killed run's file)
             self._tensorboard = tensorboardX.SummaryWriter(str(self._tensorboard_dir), purge_step=purge_step,
@@ -89,6 +100,17 @@ class JsonlWriter:
         self.close()
 
 
-def read_jsonl(path: str | pathlib.Path) -> list[dict]:
+def read_jsonl(path: str | pathlib.Path, partial_last_line: bool = False) -> list[dict]:
+    """The records of a JSON-lines file. partial_last_line: a last line cut short (a run killed
+    mid-write) is dropped; any other line that is not JSON is a CheckpointError naming the file."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if partial_last_line and i == len(lines) - 1 and not line.endswith("\n"):
+                break
+            raise CheckpointError(f"{path} line {i + 1} is not JSON; the metrics log is damaged") from None
+    return records

@@ -1,6 +1,6 @@
 """The shared path every trainer takes: config -> data (a feeder) -> state -> loop -> records.
 
-A trainer (experiments/classifier.py, experiments/autoencoder.py, ...) supplies the model, the
+A trainer (gdl_jax/tasks/classifier.py, gdl_jax/tasks/autoencoder.py, ...) supplies the model, the
 step function and its end-of-epoch evaluation; `fit` does the rest: workdir guard, summary,
 optimizer, initial state, checkpoints and resume, the metrics log, the loop.
 """
@@ -8,7 +8,6 @@ optimizer, initial state, checkpoints and resume, the metrics log, the loop.
 from __future__ import annotations
 
 import functools
-import json
 import pathlib
 from typing import Any, Callable, Sequence
 
@@ -30,12 +29,13 @@ from gdl_jax.train.metrics import JsonlWriter
 from gdl_jax.train.state import TrainState, check_compute_dtype
 from gdl_jax.train.workdir import claim
 
+FORMS_RECORD = "conv_mode.json"   # the 'auto' convolution mode a run chose (Loop.forms_record)
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "rmsprop": optax.rmsprop}
 # The config keys that make two runs the same run (a resume must match them; identity_keys).
-IDENTITY_KEYS = ("task", "model", "data.name", "data.train_subset", "data.image_size", "data.crop",
-                 "data.test_size", "batch_size", "optimizer", "optimizer_kwargs", "learning_rate",
+IDENTITY_KEYS = ("task", "model", "data.name", "data.source", "data.train_subset", "data.image_size",
+                 "data.crop", "data.test_size", "batch_size", "optimizer", "optimizer_kwargs", "learning_rate",
                  "d_learning_rate", "g_learning_rate", "generator_steps", "d_freeze_step", "n_critic",
-                 "clip_value", "gp_weight", "z_dim", "seed")
+                 "clip_value", "gp_weight", "r_loss_factor", "z_dim", "compute_dtype", "parallel", "seed")
 
 
 def identity_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -51,6 +51,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "checkpoint_every_steps", "eval_batch_size", "num_epochs"]:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
+    if config.get("num_steps", 0) < 0:
+        raise ConfigError(f"num_steps must be >= 0 (0 = num_epochs epochs), got {config.num_steps}")
+    if config.seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {config.seed}")
     make_optimizer(config, config.learning_rate)
     axis_name(config)
     compute_dtype(config)
@@ -173,18 +177,15 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, image_sha
 
 def restore(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Module,
             image_shape: tuple, mesh) -> TrainState:
-    """The latest checkpoint of the run in `workdir`, for analysis without training."""
+    """The latest checkpoint of the run in `workdir`, for analysis without training (nothing in
+    the workdir is created or changed)."""
+    if not (workdir / "checkpoints").is_dir():
+        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
     with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
         state = checkpointer.restore_latest(initial_state(config, model, image_shape, mesh))
     if state is None:
         raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
     return state
-
-
-def write_results(workdir: pathlib.Path, results: dict) -> None:
-    """workdir/results.json (on the writing process of a multi-host run only)."""
-    if parallel.is_writer():
-        (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def shuffle_key(config: ml_collections.ConfigDict) -> jax.Array:
@@ -214,8 +215,13 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
     """
     writes_files = parallel.is_writer()
     try:
+        refused = None
         if writes_files:
-            claim(workdir, config, identity_keys(config))
+            try:
+                claim(workdir, config, identity_keys(config))
+            except CheckpointError as e:
+                refused = e
+        parallel.raise_on_every_process(refused)
         logging.info("%s on %s: %d examples, %d steps/epoch, %d devices, %s\n%s", config.model.name,
                      config.data.name, feeder.num_examples, feeder.steps_per_epoch, mesh.devices.size,
                      type(feeder).__name__, summary)
@@ -236,7 +242,8 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
                             total_steps=total_steps,
                             steps_per_dispatch=config.steps_per_dispatch, checkpointer=checkpointer,
                             writer=log, log_every_steps=config.log_every_steps,
-                            on_epoch_end=on_epoch_end, hooks=hooks)
+                            on_epoch_end=on_epoch_end, hooks=hooks,
+                            forms_record=workdir / FORMS_RECORD if writes_files else None)
                 state = loop.run(state, history)
                 records = log.records
     finally:

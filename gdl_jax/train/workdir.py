@@ -40,7 +40,7 @@ def claim(workdir: pathlib.Path, config: ml_collections.ConfigDict,
             detail = ", ".join(f"{k}: {_get(saved, k)!r} there, {_get(current, k)!r} now" for k in diff)
             raise CheckpointError(f"workdir {workdir} holds a different run ({detail}); "
                                   "use a new --workdir")
-    elif (workdir / "checkpoints").exists():
+    elif (workdir / "checkpoints").is_dir() and any((workdir / "checkpoints").iterdir()):
         raise CheckpointError(f"workdir {workdir} has checkpoints but no {CONFIG_FILE}; "
                               "use a new --workdir")
     tmp = path.with_suffix(".tmp")

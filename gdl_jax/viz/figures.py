@@ -25,10 +25,13 @@ def _save(fig, path) -> pathlib.Path:
 
 
 def _show(ax, image: np.ndarray) -> None:
+    """One image without axes: RGB as is; one channel in gray over the dtype's full range (0-1
+    for floats, 0-255 for uint8), so that every image of a figure is drawn alike."""
     ax.axis("off")
     image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray_r" if image.max() <= 1 else "gray")
+    image = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+    if image.ndim == 2:
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1 if image.dtype.kind == "f" else 255)
     else:
         ax.imshow(image)
 
@@ -96,10 +99,7 @@ def image_grid(images: np.ndarray, path, ncols: int = 10, titles: Sequence[str] 
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            img = np.asarray(images[i])
-            img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0 if img.ndim == 2 else None,
-                      vmax=(1 if img.dtype.kind == "f" else 255) if img.ndim == 2 else None)
+            _show(ax, images[i])
             if titles:
                 ax.set_title(titles[i], fontsize=6)
     return _save(fig, path)
@@ -158,12 +158,12 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray, path, title: str = "",
     beside it (Fig 3-14): a standard-normal code fills the unit square evenly."""
     from scipy.stats import norm
 
-    panels = [(z, "z")] + ([(norm.cdf(z), "p-value of z under N(0, 1)")] if with_pvalues else [])
+    panels = [(z, "z[{}]")] + ([(norm.cdf(z), "N(0, 1) CDF of z[{}]")] if with_pvalues else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 6), squeeze=False)
     for ax, (points, label) in zip(axes[0], panels):
         sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=2, alpha=0.6)
-        ax.set_xlabel(f"{label}[0]")
-        ax.set_ylabel(f"{label}[1]")
+        ax.set_xlabel(label.format(0))
+        ax.set_ylabel(label.format(1))
         ax.set_title(title)
     fig.colorbar(sc, ax=axes[0].tolist())
     return _save(fig, path)
@@ -226,8 +226,9 @@ def image_rows(rows: Sequence[np.ndarray], path, row_labels: Sequence[str] = (),
     return _save(fig, path)
 
 
-def latent_histograms(z: np.ndarray, path, ncols: int = 10) -> pathlib.Path:
-    """One histogram per latent dimension of z (N, d) over the N(0, 1) density (Fig 3-19)."""
+def latent_histograms(z: np.ndarray, path, title: str, ncols: int = 10) -> pathlib.Path:
+    """One histogram per latent dimension of z (N, d) over the N(0, 1) density (Fig 3-19). Bars are
+    densities over all N codes (mass beyond the drawn [-3, 3] is left out, not spread over it)."""
     from scipy.stats import norm
 
     d = z.shape[1]
@@ -240,49 +241,26 @@ def latent_histograms(z: np.ndarray, path, ncols: int = 10) -> pathlib.Path:
         if k >= d:
             ax.axis("off")
             continue
-        ax.hist(z[:, k], bins=20, range=(-3, 3), density=True, color="tab:blue", alpha=0.7)
+        ax.hist(z[:, k], bins=20, range=(-3, 3), weights=np.full(len(z), 20 / 6 / len(z)),
+                color="tab:blue", alpha=0.7)
         ax.plot(grid, norm.pdf(grid), color="tab:orange", lw=1)
         ax.set_ylim(0, 0.8)
         ax.text(0.03, 0.85, str(k), transform=ax.transAxes, fontsize=7)
-    fig.suptitle("first latent dimensions of the held-out faces (bars) against N(0, 1) (line)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
-def gan_history(steps: list[dict], path) -> pathlib.Path:
-    """Fig 4-8: the discriminator's loss and accuracy on real and fake images and the
-    generator's, per step (light) and smoothed over 1% of the run (dark)."""
+def _history(steps: list[dict], panels: Sequence[tuple[str, Sequence[str]]], path,
+             clip_loss: bool = False) -> pathlib.Path:
+    """One panel per (y label, record keys): each key per step (light) and smoothed over 1% of the
+    run (dark). clip_loss: the 'loss' panel's axis stops at the 99.5th percentile (a few early
+    spikes would flatten the rest)."""
     x = np.array([r["step"] for r in steps])
     w = max(1, len(steps) // 100)
-    panels = [("loss", ["d_loss_real", "d_loss_fake", "d_loss", "g_loss"]),
-              ("accuracy", ["d_acc_real", "d_acc_fake", "g_acc"])]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    for ax, (title, keys) in zip(axes, panels):
-        if title == "loss":  # a few early spikes would flatten the rest: the axis stops at the 99.5th percentile
-            top = np.quantile([r[k] for r in steps for k in keys], 0.995)
-            ax.set_ylim(0, 1.1 * top)
-        for i, key in enumerate(keys):
-            y = np.array([r[key] for r in steps])
-            color = f"C{i}"
-            ax.plot(x, y, color=color, alpha=0.2, lw=0.6)
-            if len(y) >= w:
-                ax.plot(x[w - 1:], np.convolve(y, np.ones(w) / w, mode="valid"), color=color, lw=1.4, label=key)
-        ax.set_xlabel("step")
-        ax.set_ylabel(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    return _save(fig, path)
-
-
-def wgan_history(steps: list[dict], path) -> pathlib.Path:
-    """Fig 4-19: the critic's losses on real and fake images and their sum, the generator's loss,
-    and (right) the Wasserstein estimate mean critic(real) - mean critic(fake) with the gradient
-    penalty where the run has one; per step (light) and smoothed over 1% of the run (dark)."""
-    x = np.array([r["step"] for r in steps])
-    w = max(1, len(steps) // 100)
-    right = ["wasserstein_estimate"] + (["gradient_penalty"] if "gradient_penalty" in steps[0] else [])
-    panels = [("loss", ["c_loss_real", "c_loss_fake", "c_loss", "g_loss"]), ("estimate", right)]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    for ax, (title, keys) in zip(axes, panels):
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
+        if clip_loss and title == "loss":
+            ax.set_ylim(0, 1.1 * np.quantile([r[k] for r in steps for k in keys], 0.995))
         for i, key in enumerate(keys):
             y = np.array([r[key] for r in steps])
             ax.plot(x, y, color=f"C{i}", alpha=0.2, lw=0.6)
@@ -293,6 +271,22 @@ def wgan_history(steps: list[dict], path) -> pathlib.Path:
         ax.grid(alpha=0.3)
         ax.legend()
     return _save(fig, path)
+
+
+def gan_history(steps: list[dict], path) -> pathlib.Path:
+    """Fig 4-8: the discriminator's loss and accuracy on real and fake images and the
+    generator's, per step (light) and smoothed over 1% of the run (dark)."""
+    return _history(steps, [("loss", ["d_loss_real", "d_loss_fake", "d_loss", "g_loss"]),
+                            ("accuracy", ["d_acc_real", "d_acc_fake", "g_acc"])], path, clip_loss=True)
+
+
+def wgan_history(steps: list[dict], path) -> pathlib.Path:
+    """Fig 4-19: the critic's losses on real and fake images and their sum, the generator's loss,
+    the Wasserstein estimate mean critic(real) - mean critic(fake), and the gradient penalty in a
+    panel of its own where the run has one; per step (light) and smoothed over 1% of the run (dark)."""
+    penalty = [("gradient penalty", ["gradient_penalty"])] if "gradient_penalty" in steps[0] else []
+    return _history(steps, [("loss", ["c_loss_real", "c_loss_fake", "c_loss", "g_loss"]),
+                            ("Wasserstein estimate", ["wasserstein_estimate"]), *penalty], path)
 
 
 def loss_and_quality(series: dict, loss_name: str, path) -> pathlib.Path:

@@ -1,8 +1,9 @@
 """`train_and_evaluate(config, workdir)`: the whole run of any config, by its `task`.
 
-classifier (chapter 2) -> experiments/classifier.py; autoencoder and vae (chapter 3) ->
-experiments/autoencoder.py; gan, wgan (chapter 4) -> experiments/gan.py. Each returns its results (also
-written to workdir/results.json).
+One module per `config.task`: classifier (chapter 2) -> `classifier`; autoencoder and vae
+(chapter 3) -> `autoencoder`; gan, wgan (chapter 4) -> `gan`. Each returns its results (also
+written to workdir/results.json). `experiments.main` runs any config through here; tests call it
+with tiny configs.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     """
     task = config.get("task", "classifier")
     if task == "classifier":
-        from experiments import classifier as trainer
+        from gdl_jax.tasks import classifier as trainer
     elif task in ("autoencoder", "vae"):
-        from experiments import autoencoder as trainer
+        from gdl_jax.tasks import autoencoder as trainer
     elif task in ("gan", "wgan"):
-        from experiments import gan as trainer
+        from gdl_jax.tasks import gan as trainer
     else:
         raise ConfigError(f"unknown task {task!r}; expected one of {TASKS}")
     results = trainer.train_and_evaluate(config, pathlib.Path(workdir), hooks)

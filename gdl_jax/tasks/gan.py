@@ -34,7 +34,7 @@ import numpy as np
 
 from gdl_jax import data as gdata
 from gdl_jax import eval as geval
-from gdl_jax import parallel
+from gdl_jax import outputs, parallel
 from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.eval import quality
@@ -70,6 +70,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     runner.axis_name(config)
     runner.compute_dtype(config)
     quality.check(config)
+    for key in ("num_samples", "nearest_samples"):
+        if config.analysis.get(key, 1) < 1:
+            raise ConfigError(f"analysis.{key} must be positive, got {config.analysis[key]}")
     if config.analysis.get("novelty_held_out", 0) < 0:
         raise ConfigError(f"analysis.novelty_held_out must be >= 0 (0 = no novelty), got "
                           f"{config.analysis.novelty_held_out}")
@@ -179,7 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     results = {"model": config.task, "data": config.data.name, "steps": int(state.step),
                "discriminator_params": d_summary.total, "generator_params": g_summary.total,
                **analyze(state, config, train_images, held_out, records, workdir, z_fixed)}
-    runner.write_results(workdir, results)
+    outputs.write_results(workdir, results)
     return results
 
 

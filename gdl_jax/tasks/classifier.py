@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from gdl_jax import data as gdata
-from gdl_jax import models, parallel
+from gdl_jax import models, outputs, parallel
 from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.summary import summarize
@@ -39,6 +39,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     if multi_label and config.model.get("num_classes", 10) != train.labels.shape[1]:
         raise ConfigError(f"model.num_classes is {config.model.get('num_classes', 10)} but the data has "
                           f"{train.labels.shape[1]} attributes")
+    if not multi_label and not 1 <= config.num_prediction_examples <= len(test):
+        raise ConfigError(f"num_prediction_examples must be 1 to the {len(test)} test images, got "
+                          f"{config.num_prediction_examples}")
     train_step, eval_step = ((steps.attributes_train_step, steps.attributes_eval_step) if multi_label
                              else (steps.classifier_train_step, steps.classifier_eval_step))
     eval_batch = runner.eval_batch_size(config, mesh)
@@ -61,7 +64,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     if multi_label:   # what always answering each attribute's more common training value scores
         majority = train.labels.mean(0) >= 0.5
         results["test_majority_accuracy"] = float((test.labels == majority).mean())
-    runner.write_results(workdir, results)
+    outputs.write_results(workdir, results)
     figures.training_curves(records, workdir / "curves.png")
     if multi_label:
         return results

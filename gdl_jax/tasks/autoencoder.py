@@ -32,7 +32,7 @@ import numpy as np
 
 from gdl_jax import data as gdata
 from gdl_jax import eval as geval
-from gdl_jax import models, parallel
+from gdl_jax import models, outputs, parallel
 from gdl_jax.api import LATENTS_FILE, TrainedModel
 from gdl_jax.data.celeba import attribute_index, open_celeba
 from gdl_jax.errors import ConfigError
@@ -121,6 +121,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     model = models.build(config.model.name, runner.axis_name(config), encoder=config.model.encoder,
                          decoder=config.model.decoder)
     shape = runner.image_shape(config)
+    summary = summarize(model, (1, *shape))
+    if tuple(summary.layers[-1].output_shape[1:]) != shape:
+        raise ConfigError(f"model.decoder makes {summary.layers[-1].output_shape[1:]} images but the data is "
+                          f"{shape}: change its shape_before_flattening or strides")
     train, test, test_attributes = load_data(config)
     if isinstance(train, gdata.ArrayData):
         feeder = runner.device_feeder(config, train, mesh)
@@ -137,7 +141,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                                                    eval_batch, mesh))
         return test_metrics(sums, config, int(np.prod(shape)))
 
-    summary = summarize(model, (1, *shape))
     state, records = runner.fit(config, workdir, feeder, train_step, mesh,
                                 lambda: runner.initial_state(config, model, shape, mesh), summary,
                                 on_epoch_end=evaluate, hooks=hooks)
@@ -147,7 +150,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                "steps": int(state.step), "epochs": last_epoch["epoch"], "test_examples": len(test),
                **{k: v for k, v in last_epoch.items() if k.startswith(("train_", "test_"))},
                **analyze(trained, config, train, test, test_attributes, workdir)}
-    runner.write_results(workdir, results)
+    outputs.write_results(workdir, results)
     figures.training_curves(records, workdir / "curves.png")
     return results
 
@@ -242,7 +245,8 @@ def analyze_faces(trained: TrainedModel, config, train, test: gdata.ArrayData, t
     # the data (the aggregate posterior) is what sampling from N(0, I) relies on.
     z_sampled = z + np.exp(log_var / 2) * rng.standard_normal(z.shape)
     dims = min(NUM_HISTOGRAM_DIMS, z.shape[1])
-    figures.latent_histograms(z_sampled[:, :dims], workdir / "fig_3_19_latent_histograms.png")
+    figures.latent_histograms(z_sampled[:, :dims], workdir / "fig_3_19_latent_histograms.png",
+                              "first latent dimensions of the held-out faces (bars) against N(0, 1) (line)")
     figures.image_grid(trained.sample(30, seed=config.seed), workdir / "fig_3_20_new_faces.png", ncols=10)
 
     # Attribute vectors from the first attribute_examples training faces (book 3.6).
