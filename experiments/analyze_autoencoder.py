@@ -34,7 +34,7 @@ def run() -> None:
         raise ConfigError(f"{cli.config_path()} is a {config.get('task', 'classifier')!r} config; this binary "
                           "analyses autoencoder and vae runs")
     autoencoder.validate(config)
-    model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
+    model = models.from_config(config.model)
     train, test, test_attributes = autoencoder.load_data(config)
     shape = runner.image_shape(config)
     state = runner.restore(config, workdir, model, shape, parallel.make_mesh())

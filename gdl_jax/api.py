@@ -77,14 +77,17 @@ class TrainedModel:
         self.variational = self.kind == "vae"
         self.z_dim = int(config.model.encoder.z_dim)
         self.latents = latents or {}
-        variables = jax.device_get(variables)
+        # the weights are arguments of the compiled functions, not constants folded into them
+        self._variables = jax.device_put(jax.device_get(variables))
 
-        def encode(x):
-            out = model.apply(variables, x, method=lambda m, x: m.encoder(x, train=False))
+        @jax.jit
+        def encode(v, x):
+            out = model.apply(v, x, method=lambda m, x: m.encoder(x, train=False))
             return jnp.stack(out) if self.variational else out[None]  # (mu, log_var) or (z,)
 
-        self._encode = jax.jit(encode)
-        self._decode = jax.jit(lambda z: model.apply(variables, z, method=lambda m, z: m.decoder(z, train=False)))
+        decode = jax.jit(lambda v, z: model.apply(v, z, method=lambda m, z: m.decoder(z, train=False)))
+        self._encode = lambda x: encode(self._variables, x)
+        self._decode = lambda z: decode(self._variables, z)
 
     @property
     def attribute_names(self) -> tuple[str, ...]:
@@ -133,14 +136,15 @@ class TrainedModel:
         """n latent vectors to decode into new images: the VAE's z ~ N(0, I); the autoencoder,
         whose code distribution is undefined, z uniform over the bounding box of its encoded
         test set (as the book does)."""
+        from gdl_jax.eval.latent import sample_latents
+
         _check_count(n)
-        rng = np.random.default_rng(seed)
-        if self.variational:
-            return rng.standard_normal((n, self.z_dim)).astype(np.float32)
-        if "z_min" not in self.latents:
+        if not self.variational and "z_min" not in self.latents:
             raise CheckpointError(f"no {LATENTS_FILE} with the test set's latent box in the workdir; "
                                   "re-run the analysis (experiments.analyze_autoencoder)")
-        return rng.uniform(self.latents["z_min"], self.latents["z_max"], (n, self.z_dim)).astype(np.float32)
+        box = (np.zeros((1, self.z_dim)) if self.variational    # the VAE's draw needs only z_dim
+               else np.stack([self.latents["z_min"], self.latents["z_max"]]))
+        return sample_latents(np.random.default_rng(seed), box, self.variational, n).astype(np.float32)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """n new images: `sample_latents` decoded."""
@@ -180,9 +184,10 @@ class TrainedGenerator:
         self.z_dim = int(config.z_dim)
         self.latents: dict[str, np.ndarray] = {}
         generator, _ = adversarial.networks(config)
-        variables = jax.device_get(variables)
-        # tanh images in [-1, 1], shown in [0, 1]
-        self._decode = jax.jit(lambda z: (generator.apply(variables, z, train=False) + 1.0) / 2.0)
+        variables = jax.device_put(jax.device_get(variables))
+        # tanh images in [-1, 1], shown in [0, 1]; the weights an argument, not folded constants
+        decode = jax.jit(lambda v, z: (generator.apply(v, z, train=False) + 1.0) / 2.0)
+        self._decode = lambda z: decode(variables, z)
 
     def decode(self, z) -> np.ndarray:
         """Images in [0, 1] from the generator in inference mode: (N, *image_shape), or
@@ -240,7 +245,7 @@ def load(workdir: str | os.PathLike) -> TrainedModel | TrainedGenerator:
     shape = runner.image_shape(config)
     if task in GENERATOR_TASKS:
         return TrainedGenerator(config, _restore_generator(config, workdir, shape), shape)
-    model = models.build(config.model.name, encoder=config.model.encoder, decoder=config.model.decoder)
+    model = models.from_config(config.model)
     state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
     return TrainedModel(config, model, state.variables(), shape, read_latents(workdir))
 

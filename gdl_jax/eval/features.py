@@ -63,10 +63,11 @@ class ClassifierFeatures:
 
     def __init__(self, name: str, model: nn.Module, variables: dict, image_shape: tuple[int, int, int]):
         self.name, self.image_shape = name, tuple(image_shape)
-        variables = jax.device_get(variables)
+        variables = jax.device_put(jax.device_get(variables))
         resize = lambda x: x if x.shape[1:] == self.image_shape else jax.image.resize(
             x, (x.shape[0], *self.image_shape), "bilinear")
-        self._fn = jax.jit(lambda x: penultimate(model, variables, resize(x)))
+        features = jax.jit(lambda v, x: penultimate(model, v, resize(x)))   # the weights an argument, not constants
+        self._fn = lambda x: features(variables, x)
 
     @classmethod
     def from_workdir(cls, workdir: str | os.PathLike) -> "ClassifierFeatures":
@@ -77,7 +78,7 @@ class ClassifierFeatures:
 
         workdir = pathlib.Path(workdir)
         config = classifier_config(workdir)
-        model = models.build(config.model.name, **{k: v for k, v in config.model.items() if k != "name"})
+        model = models.from_config(config.model)
         shape = runner.image_shape(config)
         state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
         return cls(f"{config.model.name} on {config.data.name} ({workdir.name}, step {int(state.step)})",

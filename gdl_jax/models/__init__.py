@@ -70,5 +70,11 @@ def build(name: str, axis_name: str | None = None, **kwargs) -> nn.Module:
     return module
 
 
+def from_config(model_config, axis_name: str | None = None) -> nn.Module:
+    """The module a config's `model` section describes: `name`, and every other key as a field (an
+    autoencoder's: its `encoder` and `decoder` sections)."""
+    return build(model_config.name, axis_name, **{k: v for k, v in model_config.items() if k != "name"})
+
+
 __all__ = ["CNN", "MLP", "VAE", "Autoencoder", "Decoder", "Discriminator", "Encoder", "Generator", "SmallConvNet",
-           "MODELS", "build"]
+           "MODELS", "build", "check", "from_config"]

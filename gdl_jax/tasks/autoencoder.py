@@ -118,8 +118,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
-    model = models.build(config.model.name, runner.axis_name(config), encoder=config.model.encoder,
-                         decoder=config.model.decoder)
+    model = models.from_config(config.model, runner.axis_name(config))
     shape = runner.image_shape(config)
     summary = summarize(model, (1, *shape))
     if tuple(summary.layers[-1].output_shape[1:]) != shape:

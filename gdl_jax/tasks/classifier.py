@@ -32,8 +32,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     runner.validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
-    model = models.build(config.model.name, runner.axis_name(config),
-                         **{k: v for k, v in config.model.items() if k != "name"})
+    model = models.from_config(config.model, runner.axis_name(config))
     train, test = load_data(config)
     multi_label = train.labels.ndim == 2
     if multi_label and config.model.get("num_classes", 10) != train.labels.shape[1]:
