@@ -18,7 +18,7 @@ masks come from a per-device key. Multi-host runs call `initialize_distributed()
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -84,7 +84,7 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         raise ConfigError(f"batch_size {batch_size} is not divisible by the {n} devices of the mesh")
 
 
-def put_replicated(tree, mesh: Mesh):
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
     """Places host arrays (identical on every host) on every device of the mesh."""
     sharding = replicated(mesh)
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
@@ -119,7 +119,7 @@ def data_parallel(step_fn: Callable, backend: str, mesh: Mesh) -> Callable:
                          in_specs=(P(), P(name)), out_specs=(P(), P()), check_vma=False)
 
 
-def mean(tree, axis_name: str | None):
+def mean(tree: Any, axis_name: str | None) -> Any:
     """The mean of every leaf over the devices (per-device code); the tree itself when axis_name is None."""
     return tree if axis_name is None else lax.pmean(tree, axis_name)
 

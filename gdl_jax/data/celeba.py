@@ -22,12 +22,15 @@ import io
 import pathlib
 import threading
 import zipfile
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from gdl_jax.data.sources import DATA_DIR_ENV, resolve_data_dir
 from gdl_jax.errors import DataError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 CROPS = ("none", "square")
 SPLITS = ("train", "test", "all")
@@ -67,7 +70,7 @@ def _check(size: int, crop: str) -> None:
         raise DataError(f"unknown CelebA crop {crop!r}; expected one of {CROPS}")
 
 
-def resize_face(image, size: int, crop: str):
+def resize_face(image: Image.Image, size: int, crop: str) -> Image.Image:
     """A PIL image cropped (crop='square': the central square) and resized to size x size."""
     from PIL import Image
 

@@ -21,7 +21,7 @@ def _pytree_fields(state) -> list[str]:
     return [f.name for f in dataclasses.fields(state) if f.metadata.get("pytree_node", True)]
 
 
-def to_items(state) -> Any:
+def to_items(state: Any) -> Any:
     """A train state as nested dicts of its array fields (its static fields, such as apply_fn,
     stay out): TrainState -> {step, params, batch_stats, opt_state, rng}; GANState -> {step,
     generator: {...}, discriminator: {...}, rng}."""
@@ -30,7 +30,7 @@ def to_items(state) -> Any:
     return state
 
 
-def from_items(template, items) -> Any:
+def from_items(template: Any, items: Any) -> Any:
     """`template` with its array fields replaced by those of `items` (the inverse of to_items)."""
     if _is_state(template):
         return template.replace(**{name: from_items(getattr(template, name), items[name])
@@ -60,11 +60,11 @@ class Checkpointer:
     def is_due(self, step: int) -> bool:
         return step % self.every_steps == 0
 
-    def save(self, state) -> None:
+    def save(self, state: Any) -> None:
         """Starts an async save of `state`; returns once the arrays are copied off the device."""
         self._manager.save(int(state.step), args=ocp.args.StandardSave(to_items(state)), force=True)
 
-    def restore_latest(self, template):
+    def restore_latest(self, template: Any) -> Any | None:
         """The latest checkpoint restored into `template`'s structure, or None if there is none."""
         step = self.latest_step()
         if step is None:

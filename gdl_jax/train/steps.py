@@ -18,7 +18,7 @@ from gdl_jax.train.state import TrainState
 
 
 def _supervised_step(state: TrainState, batch: tuple[jax.Array, jax.Array], loss: Callable, metric: Callable,
-                     axis_name: str | None):
+                     axis_name: str | None) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on loss(logits, labels), BatchNorm statistics and dropout in train
     mode; metrics: the loss and metric(logits, labels), averaged over devices."""
     images, labels = batch
@@ -34,7 +34,8 @@ def _supervised_step(state: TrainState, batch: tuple[jax.Array, jax.Array], loss
     return state, parallel.mean({"loss": value, "accuracy": metric(logits, labels)}, axis_name)
 
 
-def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
+def classifier_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array],
+                          axis_name: str | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
     """One Adam/SGD step on softmax cross-entropy; BatchNorm statistics and dropout in train mode."""
     return _supervised_step(state, batch, losses.softmax_cross_entropy, losses.accuracy, axis_name)
 
@@ -56,7 +57,8 @@ def classifier_predict(state: TrainState, images: jax.Array) -> jax.Array:
     return jax.nn.softmax(logits)
 
 
-def attributes_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
+def attributes_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array],
+                          axis_name: str | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
     """One step on multi-label sigmoid cross-entropy (labels (N, A) in {0, 1}, e.g. CelebA's 40
     attributes), averaged over examples and attributes; BatchNorm and dropout in train mode."""
     return _supervised_step(state, batch, losses.sigmoid_bce, losses.binary_accuracy, axis_name)
@@ -72,7 +74,8 @@ def attributes_eval_step(state: TrainState, images: jax.Array, labels: jax.Array
     return {"loss": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask), "count": jnp.sum(mask)}
 
 
-def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], axis_name: str | None = None):
+def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array],
+                           axis_name: str | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
     """One step on the mean per-image squared error of the reconstruction (book 3.1)."""
     images, _ = batch
 
@@ -87,7 +90,7 @@ def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]
 
 
 def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss_factor: float,
-                   axis_name: str | None = None):
+                   axis_name: str | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
     """One step on r_loss_factor * mse + KL, z sampled with this step's 'latent' key (book 3.3;
     per device, the model draws the global batch's noise and takes its rows)."""
     images, _ = batch
@@ -105,14 +108,15 @@ def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss
     return state, parallel.mean(terms, axis_name)
 
 
-def autoencoder_eval_step(state: TrainState, images, labels, mask) -> dict[str, jax.Array]:
+def autoencoder_eval_step(state: TrainState, images: jax.Array, labels: jax.Array,
+                          mask: jax.Array) -> dict[str, jax.Array]:
     """Sums over unmasked examples of the reconstruction's mean squared error."""
     del labels
     x_hat = state.apply_fn(state.variables(), images, train=False)
     return {"mse": jnp.sum(losses.mse_per_image(images, x_hat) * mask), "count": jnp.sum(mask)}
 
 
-def vae_eval_step(state: TrainState, images, labels, mask, r_loss_factor: float,
+def vae_eval_step(state: TrainState, images: jax.Array, labels: jax.Array, mask: jax.Array, r_loss_factor: float,
                   key: jax.Array) -> dict[str, jax.Array]:
     """Sums over unmasked examples of the loss terms with z sampled from q(z|x) (a fixed key)."""
     del labels
