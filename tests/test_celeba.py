@@ -163,6 +163,22 @@ def test_stream_feeder_serves_the_device_feeders_batches(prefetch, workers, proc
         stream.close()
 
 
+def test_the_same_dispatch_asked_twice_is_served_again_and_the_queue_goes_on():
+    """The loop's convolution-form timing and its first dispatch ask for the same batches: the
+    second ask gets the first's arrays (not a restarted decode queue), and the next dispatch
+    follows as usual."""
+    data, mesh, key = _mnist_like(), parallel.make_mesh(), jax.random.PRNGKey(3)
+    device = gdata.DeviceFeeder(gdata.to_device(data, mesh), key, 8, mesh)
+    stream = gdata.StreamFeeder(gdata.ArraySource(data), key, 8, mesh, labels=data.labels, prefetch=2)
+    try:
+        first = stream.get(0, 2)
+        assert stream.get(0, 2) is first
+        for (wx, _), (gx, _) in zip(gdata.feed_batches(device, 2, 1), gdata.feed_batches(stream, 2, 1)):
+            np.testing.assert_array_equal(gx, wx)
+    finally:
+        stream.close()
+
+
 def test_stream_feeder_bad_settings():
     data, mesh = _mnist_like(), parallel.make_mesh()
     with pytest.raises(ConfigError, match="workers and prefetch must be positive"):
