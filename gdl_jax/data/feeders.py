@@ -123,7 +123,10 @@ class StreamFeeder:
         self.steps_per_epoch = steps_per_epoch(self.num_examples, batch_size)
         self.labels = (np.zeros(self.num_examples, np.int32) if labels is None
                        else np.asarray(labels, np.int32))
-        self._key = shuffle_key
+        # the epoch orders are computed on the host's CPU device: on an accelerator they would queue
+        # behind the running dispatch and stall the decode queue once an epoch (threefry gives the
+        # same bits on every backend, so the order is the device feeder's)
+        self._key = jax.device_put(jax.device_get(shuffle_key), jax.devices("cpu")[0])
         self._perms: dict[int, np.ndarray] = {}
         self._rows = _process_rows(batch_size, mesh)
         self._sharding = NamedSharding(mesh, P(None, parallel.DATA_AXIS))   # (k, batch, ...)
@@ -146,7 +149,8 @@ class StreamFeeder:
         self._served: tuple[tuple[int, int], tuple] | None = None
 
     def _permutation(self, epoch: int) -> np.ndarray:
-        """The epoch's order, computed by the same function as on device (kept for 2 epochs)."""
+        """The epoch's order, computed by the same function as on device (kept for 2 epochs), on the
+        CPU device."""
         if epoch not in self._perms:
             self._perms = {e: p for e, p in self._perms.items() if e == epoch - 1}
             self._perms[epoch] = np.asarray(jax.device_get(
