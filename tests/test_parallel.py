@@ -46,7 +46,7 @@ def test_every_step_family_on_four_devices_matches_one_under_both_backends():
     assert sorted(out) == sorted(f"{f}/{b}" for f in FAMILIES for b in parallel.BACKENDS)
     for run, diff in out.items():
         assert diff["params"] < 1e-5 and diff["metrics"] < 1e-4, (run, diff)
-        assert diff["flops"] < 0.3, (run, diff)
+        assert 0.2 < diff["flops"] < 0.3, (run, diff)   # a quarter each: nothing replicated, nothing lost
 
 
 def _trainer_runs(config, tmp_path):
