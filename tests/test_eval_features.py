@@ -151,18 +151,18 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     c = vae_mnist.get_config()
     c.data.data_dir = str(mnist_dir)
     c.update(batch_size=16, num_epochs=1, steps_per_dispatch=1, log_every_steps=4, checkpoint_every_steps=8,
-             eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=10,
+             eval_batch_size=16, quality_features=str(mnist_classifier), quality_samples=6,
              inception_weights=str(tmp_path / "fid.npz"))
     vae = tasks.train_and_evaluate(c, tmp_path / "vae")
-    _check_feature_metrics(vae["feature_metrics"], 10)
+    _check_feature_metrics(vae["feature_metrics"], 6)
     fid = vae["inception_metrics"]
-    assert fid["features"] == "InceptionV3 FID (fid.npz)" and fid["real_images"] == fid["generated_images"] == 10
+    assert fid["features"] == "InceptionV3 FID (fid.npz)" and fid["real_images"] == fid["generated_images"] == 6
 
     model = api.load(tmp_path / "vae")
     train_set, test, _ = autoencoder.load_data(c)
     rng = np.random.default_rng(c.seed)          # as autoencoder.analyze draws them
-    fake = model.decode(rng.normal(size=(10, c.model.encoder.z_dim)))
-    held_out = test.images[rng.choice(len(test), 10, replace=False)]   # uint8: novelty's baseline too
+    fake = model.decode(rng.normal(size=(6, c.model.encoder.z_dim)))
+    held_out = test.images[rng.choice(len(test), 6, replace=False)]   # uint8: novelty's baseline too
     real = held_out / np.float32(255)
     for got, extractor in ((vae["feature_metrics"], gfeatures.ClassifierFeatures.from_workdir(mnist_classifier)),
                            (fid, InceptionFeatures(tmp_path / "fid.npz"))):
