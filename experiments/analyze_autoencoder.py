@@ -35,9 +35,9 @@ def run() -> None:
                           "analyses autoencoder and vae runs")
     autoencoder.validate(config)
     model = models.from_config(config.model)
-    train, test, test_attributes = autoencoder.load_data(config)
     shape = runner.image_shape(config)
-    state = runner.restore(config, workdir, model, shape, parallel.make_mesh())
+    state = runner.restore(config, workdir, model, shape, parallel.make_mesh())   # before any data is read
+    train, test, test_attributes = autoencoder.load_data(config)
     trained = TrainedModel(config, model, state.variables(), shape)
     print(json.dumps(autoencoder.analyze(trained, config, train, test, test_attributes, workdir), indent=2))
 

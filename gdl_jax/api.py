@@ -255,6 +255,8 @@ def _restore_generator(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     from gdl_jax.train import adversarial
     from gdl_jax.train.checkpoint import Checkpointer
 
+    if not (workdir / "checkpoints").is_dir():   # before orbax, which would create the folder
+        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
     template = jax.jit(lambda k: adversarial.init_state(config, shape, k))(jax.random.PRNGKey(0))
     with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
         state = checkpointer.restore_latest(template)

@@ -13,6 +13,10 @@ from ml_collections import config_flags
 
 from gdl_jax.errors import ConfigError, GdlError
 
+# what loading a config file and applying its overrides raises for bad input (a config file's own
+# bugs included: a syntax error, a name it misspells)
+LOAD_ERRORS = (AttributeError, KeyError, OSError, SyntaxError, TypeError, ValueError, NameError)
+
 
 def _innermost(error: BaseException) -> str:
     """The message of an exception whose first argument may be the exception it wraps
@@ -24,14 +28,23 @@ def _innermost(error: BaseException) -> str:
 
 
 def _config_error(error: Exception) -> ConfigError:
-    """One line for what ml_collections raises on a config file it cannot load or an override of
-    a field the config lacks."""
-    text = _innermost(error)
-    if isinstance(error, OSError):   # the file: its last line names the path and the reason
-        return ConfigError(f"cannot load the --config file: {text.strip().splitlines()[-1].strip()}")
-    field, _, hint = text.partition("\n")
-    return ConfigError(f"a --config override names a field the config does not have: {field}"
-                       + (f" ({hint.strip()})" if hint.strip() else ""))
+    """One line for what ml_collections raises on a config file it cannot load (missing, or
+    failing in its get_config) or an override of a field the config lacks."""
+    if isinstance(error, (AttributeError, KeyError)):
+        field, _, hint = _innermost(error).partition("\n")
+        name = field.strip("'")
+        if any(arg.startswith("--config.") and f".{name}" in arg.split("=")[0] for arg in sys.argv):
+            return ConfigError(f"a --config override names a field the config does not have: {field}"
+                               + (f" ({hint.strip()})" if hint.strip() else ""))
+    if isinstance(error, OSError):   # ml_collections' load error ends with the path and the reason
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        return ConfigError(f"cannot load the --config file: {lines[-1].strip()}")
+    # an error of the file's own code; a wrapped one (TypeError, ValueError) ends with its traceback's last line
+    lines = (str(error) if isinstance(error, SyntaxError) else _innermost(error)).strip().splitlines() or [""]
+    line = lines[0] if isinstance(error, (AttributeError, KeyError)) else lines[-1]
+    if ": " not in line or isinstance(error, (AttributeError, KeyError, SyntaxError)):
+        line = f"{type(error).__name__}: {line.strip()}"
+    return ConfigError(f"cannot load the --config file: {line.strip()}")
 
 
 def define_config_flag(default: str | None, help_text: str) -> None:
@@ -40,7 +53,7 @@ def define_config_flag(default: str | None, help_text: str) -> None:
     unknown field or an unreadable file exits there with one line."""
     try:
         config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
-    except (AttributeError, KeyError, OSError) as e:
+    except LOAD_ERRORS as e:
         sys.exit(f"error: {_config_error(e)}")
 
 
@@ -49,7 +62,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     file that cannot be loaded fail while flags are parsed, and exit with one line."""
     try:
         return app.parse_flags_with_usage(argv)
-    except (AttributeError, KeyError, OSError) as e:
+    except LOAD_ERRORS as e:
         sys.exit(f"error: {_config_error(e)}")
 
 
@@ -59,7 +72,7 @@ def config() -> ml_collections.ConfigDict:
     value = flags.FLAGS.config
     try:
         value.get("task")
-    except (AttributeError, KeyError, OSError) as e:
+    except LOAD_ERRORS as e:
         raise _config_error(e) from None
     return value
 

@@ -157,11 +157,15 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     entry["wall_s"] = time.perf_counter() - t0
     results_path = workdir / "results.json"
     results, error = {}, f"exit status {code}" if code else None
-    if results_path.is_file() and not code:
+    if not code:
         try:
             results = json.loads(results_path.read_text())
+        except OSError:
+            error = f"exit status 0 but no {results_path}"
         except ValueError as e:
             error = f"{results_path} is not JSON ({e})"
+        if not isinstance(results, dict):
+            results, error = {}, f"{results_path} is not a JSON object"
     entry["status"] = "failed" if error else "ok"
     if error:
         entry["error"] = error

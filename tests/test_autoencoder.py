@@ -97,3 +97,8 @@ def test_a_decoder_that_does_not_make_the_data_shape_fails_before_training(tmp_p
     with pytest.raises(ConfigError, match=r"model.decoder makes \(56, 56, 1\) images but the data is \(28, 28, 1\)"):
         tasks.train_and_evaluate(config, tmp_path / "wd")
     assert not (tmp_path / "wd").exists()
+
+
+def test_a_per_layer_field_that_is_not_a_list_is_a_config_error():
+    with pytest.raises(ConfigError, match="'discriminator': filters must be a list, one value per layer; got 64"):
+        models.build("discriminator", filters=64)

@@ -165,8 +165,8 @@ def test_stream_feeder_serves_the_device_feeders_batches(prefetch, workers, proc
 
 def test_the_same_dispatch_asked_twice_is_served_again_and_the_queue_goes_on():
     """The loop's convolution-form timing and its first dispatch ask for the same batches: the
-    second ask gets the first's arrays (not a restarted decode queue), and the next dispatch
-    follows as usual."""
+    second ask gets the first's arrays (a new decode would make new ones), and the next
+    dispatch's batches are still the right ones."""
     data, mesh, key = _mnist_like(), parallel.make_mesh(), jax.random.PRNGKey(3)
     device = gdata.DeviceFeeder(gdata.to_device(data, mesh), key, 8, mesh)
     stream = gdata.StreamFeeder(gdata.ArraySource(data), key, 8, mesh, labels=data.labels, prefetch=2)

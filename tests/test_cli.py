@@ -53,6 +53,18 @@ def test_bad_flags_are_one_line_before_any_work(tmp_path, binary, flags, message
     assert not (tmp_path / "wd").exists()
 
 
+@pytest.mark.parametrize("source, message", [
+    ("def get_config(:\n", "SyntaxError: invalid syntax (broken.py, line 1)"),
+    ("import ml_collections\ndef get_config():\n    return ml_collections.ConfigDict().batch\n",
+     "AttributeError: 'batch'"),   # not an override's field: the file's own error, named as such
+])
+def test_a_config_file_that_fails_to_load_is_one_line(tmp_path, source, message):
+    (tmp_path / "broken.py").write_text(source)
+    proc = _run(["-m", "experiments.main", f"--config={tmp_path / 'broken.py'}", f"--workdir={tmp_path / 'wd'}"])
+    lines = [line for line in proc.stderr.splitlines() if not re.match(r"[IW]\d{4} ", line)]
+    assert proc.returncode != 0 and lines == [f"error: cannot load the --config file: {message}"]
+
+
 def test_conv_by_hand_binary_writes_fig_2_11(tmp_path):
     proc = _run(["-m", "experiments.conv_by_hand", f"--workdir={tmp_path}"])
     assert proc.returncode == 0, proc.stderr[-2000:]

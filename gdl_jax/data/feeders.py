@@ -126,7 +126,10 @@ class StreamFeeder:
         # the epoch orders are computed on the host's CPU device: on an accelerator they would queue
         # behind the running dispatch and stall the decode queue once an epoch (threefry gives the
         # same bits on every backend, so the order is the device feeder's)
-        self._key = jax.device_put(jax.device_get(shuffle_key), jax.devices("cpu")[0])
+        try:
+            self._key = jax.device_put(jax.device_get(shuffle_key), jax.devices("cpu")[0])
+        except RuntimeError:   # JAX_PLATFORMS without cpu: the default device it is
+            self._key = shuffle_key
         self._perms: dict[int, np.ndarray] = {}
         self._rows = _process_rows(batch_size, mesh)
         self._sharding = NamedSharding(mesh, P(None, parallel.DATA_AXIS))   # (k, batch, ...)

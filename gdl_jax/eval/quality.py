@@ -34,7 +34,7 @@ def check(config: ml_collections.ConfigDict) -> None:
     if config.get("quality_features"):
         features.classifier_config(config.quality_features)
         checkpoints = pathlib.Path(config.quality_features) / "checkpoints"
-        if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+        if not checkpoints.is_dir() or not any(p.name.isdigit() for p in checkpoints.iterdir()):
             raise ConfigError(f"quality_features {config.quality_features} has no checkpoint: train that "
                               "classifier first")
     if config.get("inception_weights"):

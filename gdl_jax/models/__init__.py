@@ -38,6 +38,9 @@ def check(module: nn.Module, name: str) -> None:
     """ConfigError for per-layer lists of different lengths or an unknown activation; the parts of
     an autoencoder too."""
     fields = PER_LAYER.get(type(module), ())
+    for f in fields:
+        if not isinstance(getattr(module, f), (tuple, list)):
+            raise ConfigError(f"model {name!r}: {f} must be a list, one value per layer; got {getattr(module, f)!r}")
     lengths = {f: len(getattr(module, f)) for f in fields}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"model {name!r}: one value per layer in each of {', '.join(fields)}; got lengths "

@@ -219,7 +219,7 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
         if writes_files:
             try:
                 claim(workdir, config, identity_keys(config))
-            except CheckpointError as e:
+            except Exception as e:   # noqa: BLE001 - every process must stop, whatever stopped process 0
                 refused = e
         parallel.raise_on_every_process(refused)
         logging.info("%s on %s: %d examples, %d steps/epoch, %d devices, %s\n%s", config.model.name,
