@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from gdl_jax import hardware
 from gdl_jax.errors import ConfigError
+from gdl_jax.outputs import atomic_write_text
 
 LOG_TAIL = 20  # lines of a failed row's log in the report
 
@@ -225,6 +226,4 @@ def write(report: dict, out: pathlib.Path) -> None:
     """report.json and report.md under `out`, each replaced atomically."""
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("report.json", json.dumps(report, indent=2) + "\n"), ("report.md", markdown(report, out))):
-        tmp = out / f"{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)

@@ -98,9 +98,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def initial_state(config: ml_collections.ConfigDict, image_shape: tuple[int, ...], mesh) -> adversarial.GANState:
     """The run's step-0 GANState, replicated over the mesh (a pure function of config.seed)."""
-    key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
     return jax.jit(lambda k: adversarial.init_state(config, image_shape, k, runner.axis_name(config)),
-                   out_shardings=parallel.replicated(mesh))(key)
+                   out_shardings=parallel.replicated(mesh))(runner.init_key(config))
 
 
 def train_step(config: ml_collections.ConfigDict) -> Callable:

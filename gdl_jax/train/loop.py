@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 import pathlib
 import time
 from typing import Any, Callable, Sequence
@@ -23,6 +22,7 @@ from absl import logging
 
 from gdl_jax.data.feeders import Feeder
 from gdl_jax.models import conv
+from gdl_jax.outputs import atomic_write_text
 from gdl_jax.train import autotune
 from gdl_jax.train.checkpoint import Checkpointer
 from gdl_jax.train.metrics import JsonlWriter
@@ -122,9 +122,7 @@ class Loop:
 
     def _record_mode(self, mode: str) -> None:
         if self.forms_record is not None and jax.process_count() == 1:
-            tmp = self.forms_record.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"mode": mode}) + "\n")
-            os.replace(tmp, self.forms_record)
+            atomic_write_text(self.forms_record, json.dumps({"mode": mode}) + "\n")
 
     def _run(self, state: TrainState, history: list[dict]) -> TrainState:
         step = int(state.step)

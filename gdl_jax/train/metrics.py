@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gdl_jax.errors import CheckpointError
+from gdl_jax.outputs import atomic_write_text
 
 if TYPE_CHECKING:
     import tensorboardX
@@ -48,10 +49,7 @@ class JsonlWriter:
         self.records = [r for r in kept if r["step"] <= step]
         if self._file is not None:
             self._file.close()
-            tmp = self.path.with_suffix(".tmp")
-            with open(tmp, "w") as f:
-                f.writelines(json.dumps(r) + "\n" for r in self.records)
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
             self._file = open(self.path, "a")
         # a run that logged before (resumed, or restarted from scratch after a kill before its first
         # checkpoint) hides its earlier events past `step` in TensorBoard; a new run has none to hide

@@ -169,10 +169,9 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, image_sha
                   mesh) -> TrainState:
     """The run's step-0 state, replicated over the mesh (a pure function of config.seed)."""
     tx = make_optimizer(config, config.learning_rate)
-    init_key = jax.random.split(jax.random.PRNGKey(config.seed))[0]
     sample = jnp.zeros((1, *image_shape), jnp.float32)
     return jax.jit(lambda k: TrainState.create(model, tx, k, sample, compute_dtype(config)),
-                   out_shardings=parallel.replicated(mesh))(init_key)
+                   out_shardings=parallel.replicated(mesh))(init_key(config))
 
 
 def restore(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.Module,
@@ -186,6 +185,11 @@ def restore(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.
     if state is None:
         raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
     return state
+
+
+def init_key(config: ml_collections.ConfigDict) -> jax.Array:
+    """The key of a run's initial state (its parameters and its step keys' root)."""
+    return jax.random.split(jax.random.PRNGKey(config.seed))[0]
 
 
 def shuffle_key(config: ml_collections.ConfigDict) -> jax.Array:

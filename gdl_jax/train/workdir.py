@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 
 import ml_collections
 
 from gdl_jax.errors import CheckpointError
+from gdl_jax.outputs import atomic_write_text
 
 CONFIG_FILE = "config.json"
 
@@ -43,6 +43,4 @@ def claim(workdir: pathlib.Path, config: ml_collections.ConfigDict,
     elif (workdir / "checkpoints").is_dir() and any((workdir / "checkpoints").iterdir()):
         raise CheckpointError(f"workdir {workdir} has checkpoints but no {CONFIG_FILE}; "
                               "use a new --workdir")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True))
