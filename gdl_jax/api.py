@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from gdl_jax import models
+from gdl_jax.chunks import map_padded
 from gdl_jax.errors import CheckpointError, ConfigError, DataError
 
 LATENTS_FILE = "latents.npz"
@@ -35,15 +36,8 @@ _MAX_CHUNK = 256
 
 
 def _apply_in_chunks(fn, x: np.ndarray, axis: int = 0) -> np.ndarray:
-    """fn over x in chunks padded to a power of two (at most 256), so that few shapes compile;
-    the outputs (batch on `axis`) are cut back and joined."""
-    size = min(_MAX_CHUNK, 1 << max(0, len(x) - 1).bit_length())
-    out = []
-    for i in range(0, len(x), size):
-        chunk = x[i:i + size]
-        padded = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        out.append(np.take(np.asarray(fn(jnp.asarray(padded))), np.arange(len(chunk)), axis=axis))
-    return np.concatenate(out, axis=axis)
+    """fn over x in chunks padded to a power of two (at most 256), so that few shapes compile."""
+    return map_padded(fn, x, min(_MAX_CHUNK, 1 << max(0, len(x) - 1).bit_length()), axis)
 
 
 def _check_count(n) -> None:

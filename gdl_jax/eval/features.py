@@ -18,11 +18,11 @@ from typing import Callable
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from gdl_jax import models
+from gdl_jax.chunks import map_padded
 from gdl_jax.errors import ConfigError, DataError
 from gdl_jax.models.dense import Dense
 
@@ -96,9 +96,4 @@ def batched(fn: Callable[[jax.Array], jax.Array], images: np.ndarray, channels: 
     if x.ndim != 4 or x.shape[-1] not in channels or not len(x):
         want = " or ".join(map(str, channels))
         raise DataError(f"images must be (N, H, W, {want}) for features of {name}; got shape {x.shape}")
-    out, batch = [], min(batch, len(x))
-    for start in range(0, len(x), batch):
-        chunk = x[start:start + batch]
-        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
-        out.append(np.asarray(fn(jnp.asarray(padded)))[:len(chunk)])
-    return np.concatenate(out)
+    return map_padded(fn, x, min(batch, len(x)))

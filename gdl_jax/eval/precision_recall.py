@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdl_jax.chunks import map_padded
 from gdl_jax.errors import ConfigError
 
 BLOCK = 512
@@ -43,25 +44,16 @@ def _inside(block: jax.Array, points: jax.Array, radii_sq: jax.Array) -> jax.Arr
     return (_sq_distances(block, points) <= radii_sq[None, :]).any(1)
 
 
-def _blocks(x: np.ndarray):
-    """x in blocks of BLOCK rows, the last zero-padded (one compiled shape), with each block's
-    count of real rows."""
-    for start in range(0, len(x), BLOCK):
-        rows = x[start:start + BLOCK]
-        yield np.pad(rows, ((0, BLOCK - len(rows)), (0, 0))), len(rows)
-
-
 def kth_neighbour_radii(points: np.ndarray, k: int) -> np.ndarray:
     """Squared distance of each point to its k-th nearest other point."""
     dev = jnp.asarray(points)
-    return np.concatenate([np.asarray(_kth_sq_distance(jnp.asarray(b), dev, k))[:n] for b, n in _blocks(points)])
+    return map_padded(lambda block: _kth_sq_distance(block, dev, k), points, BLOCK)
 
 
 def coverage(queries: np.ndarray, points: np.ndarray, radii_sq: np.ndarray) -> float:
     """The fraction of queries inside the union of balls (points, radii)."""
     dev, r = jnp.asarray(points), jnp.asarray(radii_sq)
-    hits = sum(int(np.asarray(_inside(jnp.asarray(b), dev, r))[:n].sum()) for b, n in _blocks(queries))
-    return hits / len(queries)
+    return float(map_padded(lambda block: _inside(block, dev, r), queries, BLOCK).mean())
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, float]:
