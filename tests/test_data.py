@@ -74,7 +74,8 @@ def test_mnist_idx_and_quickdraw_bin(tmp_path):
     assert np.array_equal(cats.images[..., 0], images)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="offline MNIST copy not present")
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(),
+                    reason=f"no MNIST copy in {SHARED_DATA} (set $GDL_TEST_DATA_DIR)")
 def test_offline_mnist_copy():
     test = gdata.load("mnist", "test", str(SHARED_DATA))
     assert test.images.shape == (10000, 28, 28, 1)

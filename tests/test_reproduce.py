@@ -84,7 +84,7 @@ def _reproduce(tmp_path, *args: str, as_user: bool = False) -> tuple[subprocess.
 
 
 @pytest.mark.slow   # two of the whole preset's rows, with the report's progress lines
-@pytest.mark.skipif(not OFFLINE, reason="needs the offline data copies (../shared/data)")
+@pytest.mark.skipif(not OFFLINE, reason=f"needs the real data sets in {SHARED_DATA} (set $GDL_TEST_DATA_DIR)")
 def test_quick_preset_rows_on_the_offline_data(tmp_path):
     """Two real rows (chapter 1's world map; 2.5 filters a CIFAR-10 test image) through the
     binary as a user runs it: report, figures, progress."""
@@ -101,7 +101,7 @@ def test_quick_preset_rows_on_the_offline_data(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not OFFLINE, reason="needs the offline data copies (../shared/data)")
+@pytest.mark.skipif(not OFFLINE, reason=f"needs the real data sets in {SHARED_DATA} (set $GDL_TEST_DATA_DIR)")
 def test_whole_quick_preset_on_the_offline_data(tmp_path):
     """Every row of the quick preset runs and draws its figures, in table order; every
     generative row reports feature metrics (digits and Quick Draw, CIFAR-10 horses, faces) on
