@@ -90,8 +90,7 @@ def _d_update(d: TrainState, images: jax.Array, label: float, key: jax.Array,
                                      rngs={"dropout": parallel.device_key(key, axis_name)})
         return losses.sigmoid_bce(logits, label), (logits, updates)
 
-    (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
-    d = d.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", d.batch_stats))
+    d, loss, logits = d.descend(loss_fn, axis_name)
     return d, parallel.mean({"loss": loss, "accuracy": losses.binary_accuracy(logits, label)}, axis_name)
 
 
@@ -130,8 +129,7 @@ def generator_update(state: GANState, batch_size: int, index: int = 0, objective
         loss = losses.sigmoid_bce(scores, 1.0) if objective == "bce" else losses.wasserstein(scores, 1.0)
         return loss, (scores, updates)
 
-    (loss, (scores, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
-    g = g.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", g.batch_stats))
+    g, loss, scores = g.descend(loss_fn, axis_name)
     metrics = {"g_loss": loss}
     if objective == "bce":
         metrics["g_acc"] = losses.binary_accuracy(scores, 1.0)
@@ -154,10 +152,10 @@ def _critic_step(c: TrainState, loss_fn: Callable[[Any], dict], axis_name: str |
     """One optimizer step of the critic on the sum of the terms loss_fn(params); returns them."""
     def total(params):
         parts = loss_fn(params)
-        return sum(parts.values()), parts
+        return sum(parts.values()), (parts, {})   # no BatchNorm in a critic: nothing mutated
 
-    (_, parts), grads = jax.value_and_grad(total, has_aux=True)(c.params)
-    return c.apply_gradients(parallel.mean(grads, axis_name), c.batch_stats), parallel.mean(parts, axis_name)
+    c, _, parts = c.descend(total, axis_name)
+    return c, parallel.mean(parts, axis_name)
 
 
 def critic_update(state: GANState, real: jax.Array, index: int = 0, clip_value: float | None = None,

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from gdl_jax import parallel
 from gdl_jax.errors import ConfigError
 
 
@@ -42,6 +43,15 @@ class TrainState(struct.PyTreeNode):
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
         return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
                             batch_stats=batch_stats, opt_state=opt_state)
+
+    def descend(self, loss_fn: Callable[[Any], tuple[jax.Array, tuple[Any, dict]]],
+                axis_name: str | None = None) -> tuple["TrainState", jax.Array, Any]:
+        """One optimizer step down loss_fn(params) -> (loss, (aux, mutated)): the gradients
+        averaged over the devices (per-device code), the BatchNorm statistics from `mutated`
+        (kept when it has none). Returns the new state, this device's loss and aux."""
+        (loss, (aux, mutated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.params)
+        state = self.apply_gradients(parallel.mean(grads, axis_name), mutated.get("batch_stats", self.batch_stats))
+        return state, loss, aux
 
     def variables(self, params=None) -> dict:
         """The model's variables for apply: `params` (default: the state's) and batch_stats."""

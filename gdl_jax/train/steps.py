@@ -29,8 +29,7 @@ def _supervised_step(state: TrainState, batch: tuple[jax.Array, jax.Array], loss
             rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name)}, mutable=["batch_stats"])
         return loss(logits, labels), (logits, updates)
 
-    (value, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
+    state, value, logits = state.descend(loss_fn, axis_name)
     return state, parallel.mean({"loss": value, "accuracy": metric(logits, labels)}, axis_name)
 
 
@@ -82,10 +81,9 @@ def autoencoder_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]
     def loss_fn(params):
         x_hat, updates = state.apply_fn(state.variables(params), images, train=True, mutable=["batch_stats"],
                                         rngs={"dropout": parallel.device_key(state.step_rng("dropout"), axis_name)})
-        return losses.mse_per_image(images, x_hat).mean(), updates
+        return losses.mse_per_image(images, x_hat).mean(), (None, updates)
 
-    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
+    state, loss, _ = state.descend(loss_fn, axis_name)
     return state, parallel.mean({"loss": loss}, axis_name)
 
 
@@ -103,8 +101,7 @@ def vae_train_step(state: TrainState, batch: tuple[jax.Array, jax.Array], r_loss
         terms = losses.vae_loss(images, x_hat, mu, log_var, r_loss_factor)
         return terms["loss"], (terms, updates)
 
-    (_, (terms, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(parallel.mean(grads, axis_name), updates.get("batch_stats", state.batch_stats))
+    state, _, terms = state.descend(loss_fn, axis_name)
     return state, parallel.mean(terms, axis_name)
 
 
