@@ -247,13 +247,7 @@ def load(workdir: str | os.PathLike) -> TrainedModel | TrainedGenerator:
 def _restore_generator(config: ml_collections.ConfigDict, workdir: pathlib.Path, shape: tuple) -> dict:
     """The generator's variables at the latest checkpoint of the GAN run in `workdir`."""
     from gdl_jax.train import adversarial
-    from gdl_jax.train.checkpoint import Checkpointer
+    from gdl_jax.train.checkpoint import restore_trained
 
-    if not (workdir / "checkpoints").is_dir():   # before orbax, which would create the folder
-        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
     template = jax.jit(lambda k: adversarial.init_state(config, shape, k))(jax.random.PRNGKey(0))
-    with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
-        state = checkpointer.restore_latest(template)
-    if state is None:
-        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
-    return state.generator.variables()
+    return restore_trained(workdir / "checkpoints", template).generator.variables()

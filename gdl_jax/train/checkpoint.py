@@ -90,3 +90,16 @@ class Checkpointer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def restore_trained(directory: str | pathlib.Path, template: Any) -> Any:
+    """The latest checkpoint in `directory` restored into `template`, for use without training
+    (analysis, gdl_jax.load): a CheckpointError when there is none, and nothing created there."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():   # checked before orbax, which would create the folder
+        raise CheckpointError(f"no checkpoint in {directory}; train first")
+    with Checkpointer(directory, every_steps=1) as checkpointer:   # every_steps: only saves read it
+        state = checkpointer.restore_latest(template)
+    if state is None:
+        raise CheckpointError(f"no checkpoint in {directory}; train first")
+    return state

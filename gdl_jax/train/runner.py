@@ -21,9 +21,9 @@ from absl import logging
 
 from gdl_jax import data as gdata
 from gdl_jax import parallel
-from gdl_jax.errors import CheckpointError, ConfigError
+from gdl_jax.errors import ConfigError
 from gdl_jax.models.summary import Summary
-from gdl_jax.train.checkpoint import Checkpointer
+from gdl_jax.train.checkpoint import Checkpointer, restore_trained
 from gdl_jax.train.loop import Loop
 from gdl_jax.train.metrics import JsonlWriter
 from gdl_jax.train.state import TrainState, check_compute_dtype
@@ -178,13 +178,7 @@ def restore(config: ml_collections.ConfigDict, workdir: pathlib.Path, model: nn.
             image_shape: tuple, mesh) -> TrainState:
     """The latest checkpoint of the run in `workdir`, for analysis without training (nothing in
     the workdir is created or changed)."""
-    if not (workdir / "checkpoints").is_dir():
-        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
-    with Checkpointer(workdir / "checkpoints", config.checkpoint_every_steps) as checkpointer:
-        state = checkpointer.restore_latest(initial_state(config, model, image_shape, mesh))
-    if state is None:
-        raise CheckpointError(f"no checkpoint in {workdir / 'checkpoints'}; train first")
-    return state
+    return restore_trained(workdir / "checkpoints", initial_state(config, model, image_shape, mesh))
 
 
 def init_key(config: ml_collections.ConfigDict) -> jax.Array:
