@@ -117,7 +117,7 @@ def test_second_order_gradients_match_lax(thin_patch, mode, monkeypatch):
     (6, 1, 2, 3, 5),
 ])
 def test_upsample_conv_matches_upsampling_then_lax(size, kernel, factor, cin, cout):
-    from gdl_jax.models.gan import upsample_nearest
+    from gdl_jax.models.conv import upsample_nearest
 
     x = jax.random.normal(jax.random.key(0), (2, size, size + 1, cin))
     w = jax.random.normal(jax.random.key(1), (kernel, kernel, cin, cout))
@@ -129,6 +129,30 @@ def test_upsample_conv_matches_upsampling_then_lax(size, kernel, factor, cin, co
     got = jax.jit(jax.value_and_grad(loss(lambda x, w: conv.upsample_conv(x, w, factor)), (0, 1)))(x, w)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode, low_res", [("rule", True), ("subpixel", True), ("lax", False),
+                                           ("im2col", False), ("s2d", False)])
+def test_upsample_conv_takes_the_form_of_the_mode(mode, low_res, monkeypatch):
+    """UpSampling2D + conv follows the mode like every conv: the sub-pixel form (a 3x3 kernel to
+    4x the channels on the 7x7 input) by rule and when forced, else the upsampled 14x14 input
+    through lax's 5x5 conv (what GPU/TPU take untuned); both equal Keras' in values."""
+    from gdl_jax.models.conv import upsample_nearest
+
+    monkeypatch.setenv(conv.FORMS_ENV, mode)
+    x = jax.random.normal(jax.random.key(0), (2, 7, 7, 6))
+    w = jax.random.normal(jax.random.key(1), (5, 5, 6, 8))
+    text = str(jax.make_jaxpr(lambda x, w: conv.upsample_conv(x, w))(x, w))
+    assert ("f32[3,3,6,32]" in text) is low_res and ("f32[2,14,14,6]" in text) is not low_res
+    want = lax.conv_general_dilated(upsample_nearest(x), w, (1, 1), "SAME", dimension_numbers=DIMS)
+    np.testing.assert_allclose(conv.upsample_conv(x, w), want, rtol=1e-4, atol=1e-4)
+
+
+def test_upsample_conv_is_lax_where_nothing_was_timed_off_cpu(monkeypatch):
+    monkeypatch.setenv(conv.FORMS_ENV, "untuned")
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    x, w = jnp.ones((2, 7, 7, 6)), jnp.ones((5, 5, 6, 8))
+    assert "f32[2,14,14,6]" in str(jax.make_jaxpr(lambda x, w: conv.upsample_conv(x, w))(x, w))
 
 
 @pytest.mark.parametrize("mode", ["lax", "im2col", "subpixel", "s2d"])

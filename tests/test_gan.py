@@ -9,7 +9,8 @@ from conftest import tiny_gan_config, write_quickdraw_cats
 
 from gdl_jax import losses
 from gdl_jax.errors import CheckpointError, ConfigError
-from gdl_jax.models.gan import Discriminator, Generator, upsample_nearest
+from gdl_jax.models.conv import upsample_nearest
+from gdl_jax.models.gan import Discriminator, Generator
 from gdl_jax.models.summary import summarize
 from gdl_jax.train import adversarial
 

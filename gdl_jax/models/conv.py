@@ -52,7 +52,8 @@ Which form a layer takes ('lax', 'im2col', 'subpixel', 's2d') depends on the mod
 - 'rule': the fixed rules above.
 - 'untuned': 'auto' without timing anything: `untuned_mode()` (quick runs, tests of behaviour).
 - 'lax', 'im2col', 'subpixel', 's2d': that form wherever it applies ('subpixel' and 's2d' are
-  lax's for a stride-1 conv).
+  lax's for a stride-1 conv; an UpSampling2D + conv, `upsample_conv`, has the 'subpixel' and
+  'lax' forms).
 Multi-process runs use `untuned_mode()` for 'auto' and 'layer': each process would measure on its
 own and could compile a different program.
 """
@@ -485,11 +486,19 @@ def _upsample_taps(kernel: int, factor: int, pad_lo: int) -> tuple[np.ndarray, i
     return m, o_min
 
 
-def upsample_conv(x: jax.Array, w: jax.Array, factor: int = 2) -> jax.Array:
-    """conv(upsample_nearest(x, factor), w) with stride 1 and 'same' padding (Keras'
-    UpSampling2D + Conv2D), computed on the low-resolution input: the output's factor x factor
-    phases are one stride-1 conv of x with kernels summed from w's taps (3x3 instead of 5x5 for
-    a 5x5 kernel and factor 2: 0.36x the FLOPs), then depth-to-space. x: NHWC, w: HWIO."""
+def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
+    """Keras UpSampling2D: every row and column repeated `factor` times (NHWC)."""
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def upsample_then_conv(x: jax.Array, w: jax.Array, factor: int = 2) -> jax.Array:
+    """UpSampling2D then lax's stride-1 'same' conv, as Keras computes it."""
+    return lax.conv_general_dilated(upsample_nearest(x, factor), w, (1, 1), "SAME", dimension_numbers=_DIMS)
+
+
+def _subpixel_upsample_conv(x: jax.Array, w: jax.Array, factor: int) -> jax.Array:
+    """The same on the low-resolution input: one stride-1 conv of x whose kernels are summed
+    from w's taps per output phase, then depth-to-space."""
     (kh, kw, cin, cout), n, h, wd = w.shape, *x.shape[:3]
     (mh, oh), (mw, ow) = _upsample_taps(kh, factor, (kh - 1) // 2), _upsample_taps(kw, factor, (kw - 1) // 2)
     # k[o, p, i, a, b, c] = sum_{t, u} mh[a, o, t] mw[b, p, u] w[t, u, i, c]
@@ -498,3 +507,14 @@ def upsample_conv(x: jax.Array, w: jax.Array, factor: int = 2) -> jax.Array:
     y = conv_general_dilated(x, k, (1, 1), pads, dimension_numbers=_DIMS)
     y = y.reshape(n, h, wd, factor, factor, cout).transpose(0, 1, 3, 2, 4, 5)
     return y.reshape(n, h * factor, wd * factor, cout)
+
+
+def upsample_conv(x: jax.Array, w: jax.Array, factor: int = 2) -> jax.Array:
+    """conv(upsample_nearest(x, factor), w) with stride 1 and 'same' padding (Keras'
+    UpSampling2D + Conv2D). x: NHWC, w: HWIO. Its form is the mode's like every conv's:
+    'subpixel' (the rule) computes it on the low-resolution input, each output phase's kernel
+    summed from the taps that land on the same input pixel (3x3 instead of 5x5 for a 5x5 kernel
+    and factor 2: 0.36x the FLOPs); 'lax' upsamples, then runs lax's conv (what GPU and TPU
+    take unless a measurement there says otherwise)."""
+    forms = {"lax": upsample_then_conv, "subpixel": _subpixel_upsample_conv}
+    return forms[_choose("upsample_conv", forms, "subpixel", x, w, (factor,))](x, w, factor)

@@ -6,10 +6,12 @@ conventions: 'same' padding, BatchNorm epsilon 1e-3 with the given momentum, wei
 N(0, 0.02) as the book's GAN initialises them. The discriminator returns logits (the book's
 sigmoid lives in the loss, `losses.sigmoid_bce`, which is the numerically stable form).
 
-With `subpixel` (the default) the same layers compute faster on XLA:CPU, same params and numbers:
-the discriminator's convs take `conv.conv_general_dilated` (im2col for the 1-channel first conv,
-sub-pixel input gradients for the strided ones, which the generator's update goes through), and
-each UpSampling2D + conv runs as `conv.upsample_conv` (0.36x the FLOPs for 5x5 kernels).
+With `subpixel` (the default) the layers take the forms `gdl_jax.models.conv` chooses, same params
+and numbers: the discriminator's convs `conv.conv_general_dilated` (on CPU by rule im2col for the
+1-channel first conv, sub-pixel input gradients for the strided ones, which the generator's update
+goes through), each UpSampling2D + conv `conv.upsample_conv` (on CPU by rule one conv on the
+low-resolution input, 0.36x the FLOPs for 5x5 kernels; on GPU/TPU lax's). Without it, lax's
+convolutions everywhere.
 """
 
 from __future__ import annotations
@@ -31,13 +33,9 @@ GAN_INIT = nn.initializers.normal(0.02)
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2), "tanh": jnp.tanh}
 
 
-def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
-    """Keras UpSampling2D: every row and column repeated `factor` times (NHWC)."""
-    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
-
-
 class UpsampleConv(nn.Module):
-    """UpSampling2D(factor) then a stride-1 'same' Conv2D; params as nn.Conv's (kernel, bias)."""
+    """UpSampling2D(factor) then a stride-1 'same' Conv2D; params as nn.Conv's (kernel, bias).
+    subpixel: in the form conv.upsample_conv chooses; else upsampling then lax's conv."""
     features: int
     kernel_size: int
     factor: int = 2
@@ -50,8 +48,7 @@ class UpsampleConv(nn.Module):
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         if self.subpixel:
             return conv.upsample_conv(x, kernel, self.factor) + bias
-        return lax.conv_general_dilated(upsample_nearest(x, self.factor), kernel, (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+        return conv.upsample_then_conv(x, kernel, self.factor) + bias
 
 
 class Discriminator(nn.Module):
