@@ -314,3 +314,22 @@ def test_unknown_form_mode_is_a_config_error(monkeypatch):
     monkeypatch.setenv(conv.FORMS_ENV, "cudnn")
     with pytest.raises(ConfigError, match="GDL_JAX_CONV='cudnn' is not one of"):
         conv.forms_mode()
+
+
+def test_model_init_times_no_forms_and_gives_the_same_variables_in_every_mode(monkeypatch):
+    """Initialising (and the layer table's shapes) run lax's convs: 'layer' would otherwise time
+    every conv at the sample's batch of 1, which training never runs; the variables are those of
+    any mode."""
+    from gdl_jax.models.summary import summarize
+    from gdl_jax.train.state import TrainState
+
+    net = models.build("small_conv")
+    x = jnp.zeros((1, 32, 32, 3))
+    monkeypatch.setattr(conv, "time_forms", lambda *a, **k: pytest.fail("timed forms at init"))
+    variables = {}
+    for mode in ("layer", "rule", "subpixel"):
+        monkeypatch.setenv(conv.FORMS_ENV, mode)
+        variables[mode] = TrainState.create(net, optax.adam(1e-3), jax.random.key(0), x).params
+        assert summarize(net, x.shape).total == 15_120
+    for mode in ("rule", "subpixel"):
+        jax.tree.map(np.testing.assert_array_equal, variables[mode], variables["layer"])

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gdl_jax.models import conv
+
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
@@ -71,7 +73,7 @@ def summarize(model: nn.Module, input_shape: tuple, **call_kwargs) -> Summary:
 
     rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
     x = jax.ShapeDtypeStruct(input_shape, jnp.float32)
-    with nn.intercept_methods(record):
+    with nn.intercept_methods(record), conv.forms("lax"):   # shapes only: no form to time
         variables = jax.eval_shape(lambda x: model.init(rngs, x, **call_kwargs), x)
     leaves = [c for c in calls if not any(o[0][:len(c[0])] == c[0] and o[0] != c[0] for o in calls)]
 

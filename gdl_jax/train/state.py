@@ -13,6 +13,7 @@ from flax import struct
 
 from gdl_jax import parallel
 from gdl_jax.errors import ConfigError
+from gdl_jax.models import conv
 
 
 class TrainState(struct.PyTreeNode):
@@ -29,11 +30,14 @@ class TrainState(struct.PyTreeNode):
     def create(cls, model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
                sample_input: jax.Array, compute_dtype: str = "float32") -> "TrainState":
         """Initialises the model's variables from `rng` and the optimizer state from the params;
-        the model computes in `compute_dtype` (see `mixed_precision`)."""
+        the model computes in `compute_dtype` (see `mixed_precision`). The init pass runs lax's
+        convolutions: the variables do not depend on the forms, and under 'layer' every conv of
+        the sample's shape would be timed for nothing."""
         init_rng, run_rng = jax.random.split(rng)
         streams = {"params": init_rng, "dropout": jax.random.fold_in(init_rng, 1),
                    "latent": jax.random.fold_in(init_rng, 2)}
-        variables = model.init(streams, sample_input, train=False)
+        with conv.forms("lax"):
+            variables = model.init(streams, sample_input, train=False)
         params = variables["params"]
         return cls(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
