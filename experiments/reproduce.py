@@ -18,7 +18,7 @@ classifier trained by an earlier row (features.mnist, features.celeba, the CIFAR
 with --inception_weights (pytorch-fid's FID InceptionV3 weights, .pth or .npz) also in InceptionV3's:
 FID, comparable with pytorch-fid's on as many images (gdl_jax.eval.inception). Data: --data_dir,
 else $GDL_DATA_DIR, else tensorflow-datasets. Running the same command again resumes each row
-from its workdir.
+from its workdir; the report then gives a row's wall time over all its runs.
 """
 
 import os

@@ -25,6 +25,8 @@ from gdl_jax.errors import ConfigError
 from gdl_jax.outputs import atomic_write_text
 
 LOG_TAIL = 20  # lines of a failed row's log in the report
+RUNS_FILE = "runs.json"   # in a row's workdir: its runs so far and their wall time
+RUNS_EVERY_S = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,31 +133,64 @@ def run(rows: Sequence[Row], preset: str, output_dir: str | os.PathLike, env: di
     return report
 
 
+class _Runs:
+    """workdir/runs.json: how many times a row's command ran and their wall time together, kept
+    up to date while it runs (every RUNS_EVERY_S), so a run killed outright still counts."""
+
+    def __init__(self, workdir: pathlib.Path):
+        self.path = workdir / RUNS_FILE
+        try:
+            before = json.loads(self.path.read_text())
+            self.runs, self.before_s = int(before["runs"]), float(before["wall_s"])
+        except (OSError, ValueError, KeyError, TypeError):   # none yet (or unreadable): a first run
+            self.runs, self.before_s = 0, 0.0
+        self.runs += 1
+        self.t0 = self.saved = time.perf_counter()
+
+    def wall_s(self) -> float:
+        return self.before_s + time.perf_counter() - self.t0
+
+    def save(self, force: bool = False) -> None:
+        if force or time.perf_counter() - self.saved >= RUNS_EVERY_S:
+            atomic_write_text(self.path, json.dumps({"runs": self.runs, "wall_s": round(self.wall_s(), 1)}))
+            self.saved = time.perf_counter()
+
+
 def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
             env: dict[str, str] | None, echo: bool) -> dict:
-    """Runs one row's command to the end (its output to workdir/log.txt and, with echo, stderr)."""
+    """Runs one row's command to the end (its output appended to workdir/log.txt and, with echo,
+    printed to stderr). A row run again (resumed from its checkpoints, or finished and only
+    re-evaluated) reports its wall time over all its runs."""
     workdir.mkdir(parents=True, exist_ok=True)
     entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
              "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
-    if missing:
-        entry["note"] = f"without the features of failed row(s) {', '.join(missing)}"
-    t0 = time.perf_counter()
+    notes = [f"without the features of failed row(s) {', '.join(missing)}"] if missing else []
+    runs = _Runs(workdir)
     lines: list[str] = []
-    with open(workdir / "log.txt", "w") as log:
+    with open(workdir / "log.txt", "a") as log:
+        if runs.runs > 1:
+            log.write(f"--- run {runs.runs} of this row, {datetime.datetime.now().isoformat(timespec='seconds')}\n")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, **(env or {})})
         try:
+            runs.save(force=True)
             for line in proc.stdout:
                 log.write(line)
                 lines.append(line.rstrip("\n"))
                 if echo:
                     print(f"  {row.name}| {line}", end="", file=sys.stderr, flush=True)
+                runs.save()
             code = proc.wait()
         finally:   # interrupted (Ctrl-C): the row's process goes too (it resumes from its checkpoint)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    entry["wall_s"] = time.perf_counter() - t0
+            runs.save(force=True)
+    entry["wall_s"], entry["runs"] = runs.wall_s(), runs.runs
+    if runs.runs > 1:
+        notes.append(f"wall time over {runs.runs} runs of this row, each going on from the last one's checkpoint")
+    if notes:
+        entry["note"] = "; ".join(notes)
     results_path = workdir / "results.json"
     results, error = {}, f"exit status {code}" if code else None
     if not code:
@@ -194,7 +229,7 @@ def markdown(report: dict, out: pathlib.Path) -> str:
     ok = sum(r["status"] == "ok" for r in report["rows"])
     lines = [f"# gdl_jax reproduction report ({report['preset']} preset)", "",
              f"Started {report['started']} on {report['machine']}; {ok} of {len(report['rows'])} rows ok, "
-             f"{_duration(report.get('wall_s', 0))} in all.", "",
+             f"{_duration(report.get('wall_s', 0))} in this run.", "",
              "| rows | result | status | wall | book | ours |", "|---|---|---|---|---|---|"]
     for r in report["rows"]:
         ours = "; ".join(f"{k} {_show(v, r['fmt'][k])}" for k, v in r["ours"].items())

@@ -123,3 +123,25 @@ def test_reproduce_binary_rejects_unreadable_inception_weights(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.startswith(f"error: InceptionV3 weights {tmp_path / 'fid.pth'}: no such file")
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_row_run_again_reports_its_wall_time_over_all_its_runs(tmp_path, monkeypatch):
+    """The same command again (a killed run resumed): the log keeps both runs' output and the
+    wall time is both runs', counted from the row's runs.json (a run killed outright leaves it
+    as of its last minute)."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_row.py").write_text(FAKE)
+    a = _rows()[0]
+    out, env = tmp_path / "out", {"PYTHONPATH": str(tmp_path / "mods")}
+    first = report.run((a,), "quick", out, env=env, echo=False)["rows"][0]
+    assert first["runs"] == 1 and "note" not in first
+    runs_file = out / "rows" / "a" / report.RUNS_FILE
+    assert json.loads(runs_file.read_text()) == {"runs": 1, "wall_s": round(first["wall_s"], 1)}
+    runs_file.write_text(json.dumps({"runs": 1, "wall_s": 3600.0}))   # as if the first had run an hour
+    second = report.run((a,), "quick", out, env=env, echo=False)["rows"][0]
+    assert second["runs"] == 2 and 3600 < second["wall_s"] < 3600 + 60
+    assert second["note"] == "wall time over 2 runs of this row, each going on from the last one's checkpoint"
+    log = (out / "rows" / "a" / "log.txt").read_text()
+    assert log.count("step 1/1") == 2 and "--- run 2 of this row" in log
+    md = (out / "report.md").read_text()
+    assert "| 1.1 | first | ok | 1:00:0" in md and "(wall time over 2 runs" in md
