@@ -113,3 +113,24 @@ def test_every_shipped_config_passes_its_trainers_checks(name):
     task = config.get("task", "classifier")
     {"classifier": runner.validate, "autoencoder": autoencoder.validate, "vae": autoencoder.validate,
      "gan": gan.validate, "wgan": gan.validate}[task](config)
+
+
+def test_a_workdir_in_use_is_one_line(cifar_dir, tmp_path):
+    """A second training process on a workdir another holds: refused in one line, naming it."""
+    import fcntl
+
+    from gdl_jax.train.workdir import LOCK_FILE
+
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    with open(wd / LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write(f"pid {os.getpid()} on this machine\n")
+        held.flush()
+        proc = _run(["-m", "experiments.main", "--config=experiments/configs/mlp_cifar10.py", f"--workdir={wd}",
+                     "--config.num_epochs=1"], {"GDL_DATA_DIR": str(cifar_dir)})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: workdir {wd} is in use by another run (pid {os.getpid()} on this machine); "
+        "wait for it to end or use a new --workdir")
+    assert sorted(p.name for p in wd.iterdir()) == [LOCK_FILE]

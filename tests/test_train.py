@@ -83,6 +83,30 @@ def test_finished_run_can_be_extended(tiny_config, tmp_path):
     assert results["epochs"] == 2 and results["steps"] == 40
 
 
+def test_a_workdir_in_use_by_another_run_is_refused(tiny_config, tmp_path):
+    """Two runs on one workdir would interleave checkpoints and logs: while one holds the
+    workdir's lock (here another open file of this process, as a second process would), a run
+    there is refused, naming the holder; a run releases the lock when it ends, killed or not."""
+    import fcntl
+
+    from gdl_jax.train.workdir import LOCK_FILE
+
+    tiny_config.num_epochs = 1
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / LOCK_FILE, "a+") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        other.write("pid 4242 on elsewhere\n")
+        other.flush()
+        with pytest.raises(CheckpointError, match=r"workdir .* is in use by another run \(pid 4242 on elsewhere\)"):
+            tasks.train_and_evaluate(tiny_config, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]    # nothing else written
+    with pytest.raises(Killed):
+        tasks.train_and_evaluate(tiny_config, tmp_path, hooks=[_kill_at(4)])
+    with open(tmp_path / LOCK_FILE, "a+") as other:   # the killed run let go of it
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert tasks.train_and_evaluate(tiny_config, tmp_path)["steps"] == 20
+
+
 def test_workdir_of_another_run_is_refused_untouched(tiny_config, tmp_path):
     tiny_config.num_epochs = 1
     tasks.train_and_evaluate(tiny_config, tmp_path)

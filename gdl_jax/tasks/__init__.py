@@ -17,6 +17,7 @@ from absl import logging
 
 from gdl_jax.errors import ConfigError
 from gdl_jax.train.state import TrainState
+from gdl_jax.train.workdir import release
 
 TASKS = ("classifier", "autoencoder", "vae", "gan", "wgan")
 
@@ -36,6 +37,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         from gdl_jax.tasks import gan as trainer
     else:
         raise ConfigError(f"unknown task {task!r}; expected one of {TASKS}")
-    results = trainer.train_and_evaluate(config, pathlib.Path(workdir), hooks)
+    try:
+        results = trainer.train_and_evaluate(config, pathlib.Path(workdir), hooks)
+    finally:   # the lock the run took (train.workdir.claim), held through its analysis
+        release(workdir)
     logging.info("results: %s", results)
     return results
