@@ -10,15 +10,18 @@ embedded) and report.json are rewritten after every row.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from gdl_jax import hardware
 from gdl_jax.errors import ConfigError
@@ -119,18 +122,36 @@ def run(rows: Sequence[Row], preset: str, output_dir: str | os.PathLike, env: di
               "machine": hardware.device_model(), "rows": []}
     failed: set[str] = set()
     t_start = time.perf_counter()
-    for i, row in enumerate(rows):
-        done = time.perf_counter() - t_start
-        left = f", about {_duration(done / i * (len(rows) - i))} left" if i else ""
-        print(f"[{i + 1}/{len(rows)}] {row.name}: {row.title} ({_duration(done)} elapsed{left})",
-              file=sys.stderr, flush=True)
-        report["rows"].append(run_row(row, command(row, preset, workdirs, failed), workdirs[row.name],
-                                      [n for n in row.needs if n in failed], env, echo))
-        if report["rows"][-1]["status"] != "ok":
-            failed.add(row.name)
-        report["wall_s"] = time.perf_counter() - t_start
-        write(report, out)
+    with _exit_on_termination():
+        for i, row in enumerate(rows):
+            done = time.perf_counter() - t_start
+            left = f", about {_duration(done / i * (len(rows) - i))} left" if i else ""
+            print(f"[{i + 1}/{len(rows)}] {row.name}: {row.title} ({_duration(done)} elapsed{left})",
+                  file=sys.stderr, flush=True)
+            report["rows"].append(run_row(row, command(row, preset, workdirs, failed), workdirs[row.name],
+                                          [n for n in row.needs if n in failed], env, echo))
+            if report["rows"][-1]["status"] != "ok":
+                failed.add(row.name)
+            report["wall_s"] = time.perf_counter() - t_start
+            write(report, out)
     return report
+
+
+@contextlib.contextmanager
+def _exit_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a `kill`, a closed terminal) end the run as Ctrl-C does: the running
+    row's process is killed too, not left training on its own (it resumes from its checkpoint)."""
+    if threading.current_thread() is not threading.main_thread():   # handlers go on the main thread only
+        yield
+        return
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+    before = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 class _Runs:

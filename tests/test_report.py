@@ -145,3 +145,36 @@ def test_a_row_run_again_reports_its_wall_time_over_all_its_runs(tmp_path, monke
     assert log.count("step 1/1") == 2 and "--- run 2 of this row" in log
     md = (out / "report.md").read_text()
     assert "| 1.1 | first | ok | 1:00:0" in md and "(wall time over 2 runs" in md
+
+
+def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path):
+    """`kill` (SIGTERM) of the report's process ends the row's process too, as Ctrl-C does: a
+    row left training on its own would hold its workdir against the resumed run."""
+    import signal
+    import time
+
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "sleepy_row.py").write_text(
+        "import os, pathlib, sys, time\n"
+        "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(120)\n")
+    pid_file = tmp_path / "row.pid"
+    script = textwrap.dedent(f'''
+        from gdl_jax import report
+        row = report.Row("s", ("9.1",), "sleeps", "sleepy_row", ({str(pid_file)!r},), "-", ())
+        report.run((row,), "quick", {str(tmp_path / "out")!r}, env={{"PYTHONPATH": {str(tmp_path / "mods")!r}}},
+                   echo=False)
+    ''')
+    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert parent.poll() is None and time.monotonic() < deadline, parent.stderr.read()
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:   # reaped by the parent: gone
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child}")
