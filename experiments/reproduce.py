@@ -55,7 +55,10 @@ def main(argv):
     if FLAGS.preset == "quick" and "GDL_JAX_CONV" not in os.environ:
         env["GDL_JAX_CONV"] = "untuned"   # no convolution-form timing per row: quick checks, not speed
     out = FLAGS.output_dir or f"workdirs/reproduce_{FLAGS.preset}"
-    result = report.run(rows, FLAGS.preset, out, env)
+    try:
+        result = report.run(rows, FLAGS.preset, out, env)
+    except GdlError as e:   # e.g. the output dir in use by another reproduce
+        sys.exit(f"error: {e}")
     failed = [r["name"] for r in result["rows"] if r["status"] != "ok"]
     print(f"{out}/report.md: {len(result['rows']) - len(failed)} of {len(result['rows'])} rows ok"
           + (f"; failed: {', '.join(failed)}" if failed else ""))

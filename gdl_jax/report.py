@@ -25,11 +25,11 @@ from typing import Any, Iterator, Sequence
 
 from gdl_jax import hardware
 from gdl_jax.errors import ConfigError
-from gdl_jax.outputs import atomic_write_text
+from gdl_jax.outputs import atomic_write_text, locked
 
 LOG_TAIL = 20  # lines of a failed row's log in the report
 RUNS_FILE = "runs.json"   # in a row's workdir: its runs so far and their wall time
-RUNS_EVERY_S = 60.0
+RUNS_EVERY_S = 60.0       # how often a running row saves it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,38 +115,47 @@ def _duration(seconds: float) -> str:
 
 def run(rows: Sequence[Row], preset: str, output_dir: str | os.PathLike, env: dict[str, str] | None = None,
         echo: bool = True) -> dict:
-    """Runs `rows` in order and writes output_dir/report.md and report.json; returns the report."""
+    """Runs `rows` in order and writes output_dir/report.md and report.json; returns the report.
+    Holds output_dir's lock (`outputs.lock`) meanwhile: a second report there is refused."""
     out = pathlib.Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with locked(out, "output_dir"), _exit_on_termination():
+        return _run(rows, preset, out, env, echo)
+
+
+def _run(rows: Sequence[Row], preset: str, out: pathlib.Path, env: dict[str, str] | None, echo: bool) -> dict:
     workdirs = {r.name: out / "rows" / r.name for r in rows}   # as given: relative to the cwd rows run in
     report = {"preset": preset, "started": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": hardware.device_model(), "rows": []}
     failed: set[str] = set()
     t_start = time.perf_counter()
-    with _exit_on_termination():
-        for i, row in enumerate(rows):
-            done = time.perf_counter() - t_start
-            left = f", about {_duration(done / i * (len(rows) - i))} left" if i else ""
-            print(f"[{i + 1}/{len(rows)}] {row.name}: {row.title} ({_duration(done)} elapsed{left})",
-                  file=sys.stderr, flush=True)
-            report["rows"].append(run_row(row, command(row, preset, workdirs, failed), workdirs[row.name],
-                                          [n for n in row.needs if n in failed], env, echo))
-            if report["rows"][-1]["status"] != "ok":
-                failed.add(row.name)
-            report["wall_s"] = time.perf_counter() - t_start
-            write(report, out)
+    for i, row in enumerate(rows):
+        done = time.perf_counter() - t_start
+        left = f", about {_duration(done / i * (len(rows) - i))} left" if i else ""
+        print(f"[{i + 1}/{len(rows)}] {row.name}: {row.title} ({_duration(done)} elapsed{left})",
+              file=sys.stderr, flush=True)
+        report["rows"].append(run_row(row, command(row, preset, workdirs, failed), workdirs[row.name],
+                                      [n for n in row.needs if n in failed], env, echo))
+        if report["rows"][-1]["status"] != "ok":
+            failed.add(row.name)
+        report["wall_s"] = time.perf_counter() - t_start
+        write(report, out)
     return report
 
 
 @contextlib.contextmanager
 def _exit_on_termination() -> Iterator[None]:
     """SIGTERM and SIGHUP (a `kill`, a closed terminal) end the run as Ctrl-C does: the running
-    row's process is killed too, not left training on its own (it resumes from its checkpoint)."""
+    row's process is killed too, not left training on its own (it resumes from its checkpoint)
+    and holding its workdir's lock."""
     if threading.current_thread() is not threading.main_thread():   # handlers go on the main thread only
         yield
         return
     def leave(signum, frame):
         raise SystemExit(128 + signum)
-    before = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # only where the signal would end the process anyway: a SIGHUP that `nohup` ignores stays ignored
+    before = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)
+              if signal.getsignal(sig) is signal.SIG_DFL}
     try:
         yield
     finally:
@@ -155,8 +164,9 @@ def _exit_on_termination() -> Iterator[None]:
 
 
 class _Runs:
-    """workdir/runs.json: how many times a row's command ran and their wall time together, kept
-    up to date while it runs (every RUNS_EVERY_S), so a run killed outright still counts."""
+    """workdir/runs.json: how many times a row's command ran and their wall time together, saved
+    every RUNS_EVERY_S by a thread while the row runs, so that a run killed outright still
+    counts up to its last save."""
 
     def __init__(self, workdir: pathlib.Path):
         self.path = workdir / RUNS_FILE
@@ -166,15 +176,27 @@ class _Runs:
         except (OSError, ValueError, KeyError, TypeError):   # none yet (or unreadable): a first run
             self.runs, self.before_s = 0, 0.0
         self.runs += 1
-        self.t0 = self.saved = time.perf_counter()
+        self.t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._save_every, daemon=True)
 
-    def wall_s(self) -> float:
-        return self.before_s + time.perf_counter() - self.t0
+    def _save(self, wall_s: float) -> None:
+        atomic_write_text(self.path, json.dumps({"runs": self.runs, "wall_s": round(wall_s, 1)}))
 
-    def save(self, force: bool = False) -> None:
-        if force or time.perf_counter() - self.saved >= RUNS_EVERY_S:
-            atomic_write_text(self.path, json.dumps({"runs": self.runs, "wall_s": round(self.wall_s(), 1)}))
-            self.saved = time.perf_counter()
+    def _save_every(self) -> None:
+        while not self._stop.wait(RUNS_EVERY_S):
+            self._save(self.before_s + time.perf_counter() - self.t0)
+
+    def __enter__(self) -> "_Runs":
+        self._save(self.before_s)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.wall_s = self.before_s + time.perf_counter() - self.t0
+        self._save(self.wall_s)
 
 
 def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
@@ -186,28 +208,27 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
              "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
     notes = [f"without the features of failed row(s) {', '.join(missing)}"] if missing else []
-    runs = _Runs(workdir)
     lines: list[str] = []
-    with open(workdir / "log.txt", "a") as log:
-        if runs.runs > 1:
+    log_path = workdir / "log.txt"
+    again = log_path.is_file() and log_path.stat().st_size > 0
+    with _Runs(workdir) as runs, open(log_path, "a") as log:
+        if again:
             log.write(f"--- run {runs.runs} of this row, {datetime.datetime.now().isoformat(timespec='seconds')}\n")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, **(env or {})})
+        proc = None
         try:
-            runs.save(force=True)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    env={**os.environ, **(env or {})})
             for line in proc.stdout:
                 log.write(line)
                 lines.append(line.rstrip("\n"))
                 if echo:
                     print(f"  {row.name}| {line}", end="", file=sys.stderr, flush=True)
-                runs.save()
             code = proc.wait()
-        finally:   # interrupted (Ctrl-C): the row's process goes too (it resumes from its checkpoint)
-            if proc.poll() is None:
+        finally:   # interrupted (Ctrl-C, kill): the row's process goes too (it resumes from its checkpoint)
+            if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            runs.save(force=True)
-    entry["wall_s"], entry["runs"] = runs.wall_s(), runs.runs
+    entry["wall_s"], entry["runs"] = runs.wall_s, runs.runs
     if runs.runs > 1:
         notes.append(f"wall time over {runs.runs} runs of this row, each going on from the last one's checkpoint")
     if notes:

@@ -119,7 +119,7 @@ def test_a_workdir_in_use_is_one_line(cifar_dir, tmp_path):
     """A second training process on a workdir another holds: refused in one line, naming it."""
     import fcntl
 
-    from gdl_jax.train.workdir import LOCK_FILE
+    from gdl_jax.outputs import LOCK_FILE
 
     wd = tmp_path / "wd"
     wd.mkdir()

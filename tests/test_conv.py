@@ -316,7 +316,7 @@ def test_unknown_form_mode_is_a_config_error(monkeypatch):
         conv.forms_mode()
 
 
-def test_model_init_times_no_forms_and_gives_the_same_variables_in_every_mode(monkeypatch):
+def test_model_init_times_no_forms_and_gives_the_same_variables_in_every_mode(tmp_path, monkeypatch):
     """Initialising (and the layer table's shapes) run lax's convs: 'layer' would otherwise time
     every conv at the sample's batch of 1, which training never runs; the variables are those of
     any mode."""
@@ -325,6 +325,8 @@ def test_model_init_times_no_forms_and_gives_the_same_variables_in_every_mode(mo
 
     net = models.build("small_conv")
     x = jnp.zeros((1, 32, 32, 3))
+    monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path))   # no verdicts cached: 'layer' would time
+    monkeypatch.setattr(conv, "_cache", None)
     monkeypatch.setattr(conv, "time_forms", lambda *a, **k: pytest.fail("timed forms at init"))
     variables = {}
     for mode in ("layer", "rule", "subpixel"):

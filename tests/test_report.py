@@ -147,9 +147,11 @@ def test_a_row_run_again_reports_its_wall_time_over_all_its_runs(tmp_path, monke
     assert "| 1.1 | first | ok | 1:00:0" in md and "(wall time over 2 runs" in md
 
 
-def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path):
+@pytest.mark.parametrize("nohup", [False, True])
+def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path, nohup):
     """`kill` (SIGTERM) of the report's process ends the row's process too, as Ctrl-C does: a
-    row left training on its own would hold its workdir against the resumed run."""
+    row left training on its own would hold its workdir against the resumed run. Under `nohup`
+    (SIGHUP ignored) a closed terminal ends neither."""
     import signal
     import time
 
@@ -161,6 +163,9 @@ def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path):
         "time.sleep(120)\n")
     pid_file = tmp_path / "row.pid"
     script = textwrap.dedent(f'''
+        import signal
+        if {nohup}:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         from gdl_jax import report
         row = report.Row("s", ("9.1",), "sleeps", "sleepy_row", ({str(pid_file)!r},), "-", ())
         report.run((row,), "quick", {str(tmp_path / "out")!r}, env={{"PYTHONPATH": {str(tmp_path / "mods")!r}}},
@@ -172,9 +177,34 @@ def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path):
         assert parent.poll() is None and time.monotonic() < deadline, parent.stderr.read()
         time.sleep(0.1)
     child = int(pid_file.read_text())
+    if nohup:
+        parent.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert parent.poll() is None and os.path.exists(f"/proc/{child}")
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=60) == 128 + signal.SIGTERM
     deadline = time.monotonic() + 10
     while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:   # reaped by the parent: gone
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{child}")
+
+
+def test_an_output_dir_in_use_is_refused_in_one_line(tmp_path):
+    """Two reproduce runs on one output dir would interleave its rows' logs and runs.json."""
+    import fcntl
+
+    from gdl_jax.outputs import LOCK_FILE
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 77 on elsewhere\n")
+        held.flush()
+        proc = subprocess.run([sys.executable, "-m", "experiments.reproduce", "--only=1.1", f"--output_dir={out}"],
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1
+    assert proc.stderr.strip() == (
+        f"error: output_dir {out} is in use by another run (pid 77 on elsewhere); wait for it to end or use a "
+        "new --output_dir")
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]

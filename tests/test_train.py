@@ -89,10 +89,9 @@ def test_a_workdir_in_use_by_another_run_is_refused(tiny_config, tmp_path):
     there is refused, naming the holder; a run releases the lock when it ends, killed or not."""
     import fcntl
 
-    from gdl_jax.train.workdir import LOCK_FILE
+    from gdl_jax.outputs import LOCK_FILE
 
     tiny_config.num_epochs = 1
-    tmp_path.mkdir(exist_ok=True)
     with open(tmp_path / LOCK_FILE, "a+") as other:
         fcntl.flock(other, fcntl.LOCK_EX)
         other.write("pid 4242 on elsewhere\n")

@@ -16,8 +16,8 @@ import ml_collections
 from absl import logging
 
 from gdl_jax.errors import ConfigError
+from gdl_jax.outputs import release
 from gdl_jax.train.state import TrainState
-from gdl_jax.train.workdir import release
 
 TASKS = ("classifier", "autoencoder", "vae", "gan", "wgan")
 

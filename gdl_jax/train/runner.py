@@ -208,6 +208,8 @@ def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.
 
     Runs config.num_steps steps when the config sets them, else config.num_epochs epochs, with
     step_fn(state, batch, axis_name=None) run by config.parallel's backend (gdl_jax.parallel).
+    The workdir's lock taken here (`workdir.claim`) outlives fit: the caller releases it
+    (`outputs.release`) once it has written what follows training.
     Returns the final state and every metrics record of the run. The feeder is closed on every
     exit path.
     """
