@@ -1,7 +1,7 @@
 """Median ms of a conv's weight gradient: lax's (an XLA convolution) against im2col patches^T @ dy
 (one matmul, gdl_jax.models.conv._patch_weight_grad), and their relative difference.
 
-  python reports/probe_2026-12-02_wgrad/patch_weight_grad.py
+  python reports/probe_2026-12-02_cpu/patch_weight_grad.py
 """
 from gdl_jax import runtime
 runtime.configure("__main__")

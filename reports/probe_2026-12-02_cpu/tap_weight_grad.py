@@ -1,7 +1,7 @@
 """Median ms of a conv's weight gradient: lax's against one [N, cin]^T @ [N, cout] matmul per
 kernel tap (two layouts), and their relative differences.
 
-  python reports/probe_2026-12-02_wgrad/tap_weight_grad.py
+  python reports/probe_2026-12-02_cpu/tap_weight_grad.py
 """
 from gdl_jax import runtime
 runtime.configure("__main__")
