@@ -11,12 +11,13 @@ from gdl_jax import runtime
 
 runtime.configure(__name__)
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-from gdl_jax import cli, models, parallel  # noqa: E402
+from gdl_jax import cli, models, outputs, parallel  # noqa: E402
 from gdl_jax.api import TrainedModel  # noqa: E402
 from gdl_jax.errors import ConfigError  # noqa: E402
 from gdl_jax.tasks import autoencoder  # noqa: E402
@@ -36,10 +37,12 @@ def run() -> None:
     autoencoder.validate(config)
     model = models.from_config(config.model)
     shape = runner.image_shape(config)
-    state = runner.restore(config, workdir, model, shape, parallel.make_mesh())   # before any data is read
-    train, test, test_attributes = autoencoder.load_data(config)
-    trained = TrainedModel(config, model, state.variables(), shape)
-    print(json.dumps(autoencoder.analyze(trained, config, train, test, test_attributes, workdir), indent=2))
+    # a run still training there would overwrite these figures: refused, like a second run
+    with outputs.locked(workdir, "workdir") if workdir.is_dir() else contextlib.nullcontext():
+        state = runner.restore(config, workdir, model, shape, parallel.make_mesh())   # before any data is read
+        train, test, test_attributes = autoencoder.load_data(config)
+        trained = TrainedModel(config, model, state.variables(), shape)
+        print(json.dumps(autoencoder.analyze(trained, config, train, test, test_attributes, workdir), indent=2))
 
 
 def main(argv):

@@ -134,3 +134,11 @@ def test_a_workdir_in_use_is_one_line(cifar_dir, tmp_path):
         f"error: workdir {wd} is in use by another run (pid {os.getpid()} on this machine); "
         "wait for it to end or use a new --workdir")
     assert sorted(p.name for p in wd.iterdir()) == [LOCK_FILE]
+
+    # re-running the chapter 3 analysis there would overwrite the training run's figures too
+    with open(wd / LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = _run(["-m", "experiments.analyze_autoencoder", "--config=experiments/configs/vae_mnist.py",
+                     f"--workdir={wd}"])
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: workdir {wd} is in use by another run (pid ")
