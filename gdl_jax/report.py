@@ -26,6 +26,7 @@ from typing import Any, Iterator, Sequence
 from gdl_jax import hardware
 from gdl_jax.errors import ConfigError
 from gdl_jax.outputs import atomic_write_text, locked
+from gdl_jax.runtime import PARENT_PID_ENV
 
 LOG_TAIL = 20  # lines of a failed row's log in the report
 RUNS_FILE = "runs.json"   # in a row's workdir: its runs so far and their wall time
@@ -203,7 +204,10 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
             env: dict[str, str] | None, echo: bool) -> dict:
     """Runs one row's command to the end (its output appended to workdir/log.txt and, with echo,
     printed to stderr). A row run again (resumed from its checkpoints, or finished and only
-    re-evaluated) reports its wall time over all its runs."""
+    re-evaluated) reports its wall time over all its runs. The row's process ends with this one:
+    killed here when this one is interrupted, and by the kernel when it is killed outright (the
+    binaries' `runtime.configure` asks for that when $GDL_JAX_EXIT_WITH_PARENT names their
+    parent)."""
     workdir.mkdir(parents=True, exist_ok=True)
     entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
              "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
@@ -217,7 +221,7 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
         proc = None
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    env={**os.environ, **(env or {})})
+                                    env={**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())})
             for line in proc.stdout:
                 log.write(line)
                 lines.append(line.rstrip("\n"))

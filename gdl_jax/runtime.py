@@ -3,9 +3,11 @@
 Imports nothing from jax: binaries call `configure(__name__)` first thing, before importing jax.
 """
 
+import ctypes
 import importlib.metadata
 import os
 import pathlib
+import signal
 import sys
 
 from gdl_jax.errors import ConfigError
@@ -23,6 +25,9 @@ HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
 THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 OPT_OUT_ENV = "GDL_JAX_NO_XLA_DEFAULTS"
 CACHE_DIR_ENV = "GDL_CACHE_DIR"
+# set by a parent that runs a binary as its child (experiments.reproduce's rows) to its own pid
+PARENT_PID_ENV = "GDL_JAX_EXIT_WITH_PARENT"
+_PR_SET_PDEATHSIG = 1
 
 
 def cache_dir() -> pathlib.Path:
@@ -106,6 +111,24 @@ def add_xla_flag(flag: str) -> None:
         os.environ["XLA_FLAGS"] = f"{current} {flag}".strip()
 
 
+def exit_with_parent() -> None:
+    """When $GDL_JAX_EXIT_WITH_PARENT names this process's parent, asks Linux to kill this process
+    when the parent dies, however it dies: a reproduce run killed with SIGKILL (or by the OOM
+    killer) cannot end its row's process itself, and that process would go on training and
+    hold its workdir's lock against the resumed run. Ends at once if the parent is already gone;
+    does nothing without the variable or off Linux."""
+    value = os.environ.get(PARENT_PID_ENV)
+    if not value or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != value.strip():   # the parent died before the request: nobody to signal us
+        os._exit(128 + signal.SIGKILL)
+
+
 def configure(caller: str | None = None) -> None:
     """Adds the default XLA flags to XLA_FLAGS unless the user set that flag or opted out.
 
@@ -113,8 +136,11 @@ def configure(caller: str | None = None) -> None:
     computation (the backend reads XLA_FLAGS once). When `caller` is "__main__" (the module is the
     program, not an import of it) and `hugepages_missing()`, the process also restarts once with
     glibc's malloc asking for transparent huge pages. A bad opt-out value ends the process with
-    a one-line error.
+    a one-line error. A program run as a reproduce row also dies with its parent
+    (`exit_with_parent`).
     """
+    if caller == "__main__":
+        exit_with_parent()
     try:
         if opted_out():
             return

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -187,6 +188,50 @@ def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path, nohup)
     while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:   # reaped by the parent: gone
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{child}")
+
+
+def test_a_report_run_killed_outright_takes_its_rows_process_with_it(tmp_path):
+    """SIGKILL (or the OOM killer) gives the report no chance to end its row: the row's binary,
+    through `runtime.configure`, has the kernel kill it when its parent dies, instead of training
+    on alone and holding its workdir's lock against the resumed run."""
+    import signal
+    import time
+
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "sleepy_row.py").write_text(
+        "import os, pathlib, sys, time\n"
+        "from gdl_jax import runtime\n"
+        "runtime.configure('__main__')\n"
+        "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
+        "time.sleep(120)\n")
+    pid_file = tmp_path / "row.pid"
+    script = textwrap.dedent(f'''
+        from gdl_jax import report
+        row = report.Row("s", ("9.1",), "sleeps", "sleepy_row", ({str(pid_file)!r},), "-", ())
+        report.run((row,), "quick", {str(tmp_path / "out")!r}, env={{"PYTHONPATH": {str(tmp_path / "mods")!r}}},
+                   echo=False)
+    ''')
+    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert parent.poll() is None and time.monotonic() < deadline, parent.stderr.read()
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.kill()
+    parent.wait(timeout=60)
+
+    def alive(pid):   # an orphan is reparented and reaped by init; a zombie counts as gone
+        try:
+            return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+        except OSError:
+            return False
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    still = alive(child)
+    if still:
+        os.kill(child, signal.SIGKILL)
+    assert not still, "the row's process outlived the killed report run"
 
 
 def test_an_output_dir_in_use_is_refused_in_one_line(tmp_path):

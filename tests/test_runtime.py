@@ -106,3 +106,17 @@ def test_a_binary_restarts_once_with_the_tunable_where_it_helps(tmp_path, monkey
     out = subprocess.run([sys.executable, str(script), "--flag=1", "two"], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert out.splitlines() == [f"['--flag=1', 'two'] {runtime.HUGEPAGE_TUNABLE if expected else None}"]
+
+
+def test_a_row_whose_parent_is_already_gone_ends_at_once(tmp_path):
+    """$GDL_JAX_EXIT_WITH_PARENT names a pid that is not this process's parent (the reproduce run
+    died before the child asked to die with it): the program ends before it starts work; without
+    the variable, or as an import, it runs."""
+    script = tmp_path / "prog.py"
+    script.write_text("from gdl_jax import runtime\nruntime.configure(__name__)\nprint('working')\n")
+    env = {**os.environ, runtime.PARENT_PID_ENV: "1", runtime.OPT_OUT_ENV: "1"}
+    gone = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert (gone.returncode, gone.stdout) == (137, "")
+    env[runtime.PARENT_PID_ENV] = str(os.getpid())
+    ours = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert (ours.returncode, ours.stdout) == (0, "working\n")
