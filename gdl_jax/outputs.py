@@ -81,7 +81,9 @@ def release(directory: str | pathlib.Path) -> None:
 
 @contextlib.contextmanager
 def locked(directory: str | pathlib.Path, flag: str) -> Iterator[None]:
-    """`directory`'s lock (see `lock`) held for the block."""
+    """`directory`'s lock (see `lock`) held for the block (released even if the block changes the
+    working directory that a relative `directory` is relative to)."""
+    directory = pathlib.Path(directory).resolve()
     lock(directory, flag)
     try:
         yield

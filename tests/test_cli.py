@@ -142,3 +142,19 @@ def test_a_workdir_in_use_is_one_line(cifar_dir, tmp_path):
                      f"--workdir={wd}"])
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: workdir {wd} is in use by another run (pid ")
+
+
+def test_a_relative_directory_lock_is_released_after_a_chdir(tmp_path, monkeypatch):
+    """The lock is keyed by the directory's absolute path, taken once: a block that changes the
+    working directory still releases the lock it took (else it would stay held until exit)."""
+    import fcntl
+
+    from gdl_jax import outputs
+
+    (tmp_path / "a" / "wd").mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    with outputs.locked("wd", "output_dir"):
+        monkeypatch.chdir(tmp_path / "b")
+    with open(tmp_path / "a" / "wd" / outputs.LOCK_FILE, "a+") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)   # BlockingIOError if still held

@@ -37,9 +37,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         from gdl_jax.tasks import gan as trainer
     else:
         raise ConfigError(f"unknown task {task!r}; expected one of {TASKS}")
+    held = pathlib.Path(workdir).resolve()   # now: the run may change the working directory
     try:
         results = trainer.train_and_evaluate(config, pathlib.Path(workdir), hooks)
     finally:   # the lock the run took (train.workdir.claim), held through its analysis
-        release(workdir)
+        release(held)
     logging.info("results: %s", results)
     return results
