@@ -102,3 +102,19 @@ def test_a_decoder_that_does_not_make_the_data_shape_fails_before_training(tmp_p
 def test_a_per_layer_field_that_is_not_a_list_is_a_config_error():
     with pytest.raises(ConfigError, match="'discriminator': filters must be a list, one value per layer; got 64"):
         models.build("discriminator", filters=64)
+
+
+@pytest.mark.parametrize("name, fields, message", [
+    ("autoencoder", {"encoder": {"z_dim": 0}}, "'autoencoder.encoder': z_dim must be a positive integer; got 0"),
+    ("vae", {"encoder": {"filters": (32, -64, 64, 64)}},
+     r"'vae.encoder': every value of filters .* \(32, -64, 64, 64\)"),
+    ("autoencoder", {"decoder": {"strides": (1, 0, 2, 1)}}, "'autoencoder.decoder': every value of strides"),
+    ("generator", {"initial_shape": (7, 7, 0)}, "'generator': every value of initial_shape"),
+    ("mlp", {"hidden": (200, 1.5)}, "'mlp': every value of hidden"),
+    ("cnn", {"dropout": 1.0}, r"'cnn': dropout must be in \[0, 1\); got 1.0"),
+])
+def test_a_size_that_is_not_a_positive_integer_is_a_config_error(name, fields, message):
+    """Zero or negative filters, kernels, strides or z_dim would fail deep in Flax or JAX (a
+    division by zero, a negative shape) or, for a stride of 0, build a broken model silently."""
+    with pytest.raises(ConfigError, match=message):
+        models.build(name, **fields)

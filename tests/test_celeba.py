@@ -153,7 +153,7 @@ def test_stream_feeder_serves_the_device_feeders_batches(prefetch, workers, proc
             for (wx, wy), (gx, gy) in zip(want, got):
                 np.testing.assert_array_equal(gx, wx)
                 np.testing.assert_array_equal(gy, wy)
-                assert gx.dtype == np.float32 and 0 <= gx.min() and gx.max() <= 1
+                assert gx.dtype == np.float32
             seen += [x for x, _ in got]
         # one epoch (steps 0-4) shows 40 distinct images; the next epoch's order differs
         first = np.concatenate(seen[:5]).reshape(40, -1)

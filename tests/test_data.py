@@ -53,6 +53,15 @@ def test_replacing_one_image_of_a_folder_copy_refreshes_the_decoded_cache(cifar_
     assert np.array_equal(after.images[1:], before.images[1:])
 
 
+def test_a_damaged_cifar_image_is_a_data_error_naming_it(cifar_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(cifar_dir / "cifar10", tmp_path / "cifar10")
+    (tmp_path / "cifar10/cifar10_jpg/train/airplane/0001.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"CIFAR-10 image .*train/airplane/0001.jpg is unreadable"):
+        gdata.load("cifar10", "train", str(tmp_path))
+
+
 def test_env_var_selects_local_source(cifar_dir, monkeypatch):
     monkeypatch.setenv("GDL_DATA_DIR", str(cifar_dir))
     assert len(gdata.load("cifar10", "test")) == 40

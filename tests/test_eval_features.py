@@ -211,3 +211,8 @@ def test_celeba_attribute_classifier_scores_every_attribute_and_gives_face_featu
     config.model.num_classes = 40
     with pytest.raises(ConfigError, match="model.num_classes is 40 but the data has 3 attributes"):
         tasks.train_and_evaluate(config, tmp_path / "wrong")
+    config.model.num_classes, config.data.train_subset = 3, 33   # as for data held on device: an error
+    with pytest.raises(ConfigError, match="data.train_subset 33 is larger than the 32 training faces"):
+        classifier.load_data(config)
+    config.data.train_subset = 32
+    assert len(classifier.load_data(config)[0]) == 32

@@ -161,7 +161,8 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
     ("optimizer", "adamw2", "unknown optimizer"),
     ("optimizer_kwargs", {"beta_1": 0.5}, r"bad optimizer_kwargs \{'beta_1': 0.5\} for 'adam'"),
     ("num_steps", -5, "num_steps must be >= 0"),
-    ("seed", -1, "seed must be >= 0"),
+    ("optimizer_kwargs", {"b1": "x"}, r"bad optimizer_kwargs \{'b1': 'x'\} for 'adam'"),  # builds; fails in update
+    ("seed", -1, "seed must be an integer >= 0"),
 ])
 def test_bad_config_values_fail_before_writing(tiny_config, tmp_path, key, value, message):
     tiny_config[key] = value

@@ -243,7 +243,8 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
     generator = gdl_jax.load(tmp_path / "whole")
     faces = generator.sample(3, seed=1)
     assert generator.kind == "wgan" and faces.shape == (3, *generator.image_shape) and generator.z_dim == config.z_dim
-    assert 0 <= faces.min() and faces.max() <= 1 and faces.std() > 0
+    assert faces.std() > 0 and np.array_equal(generator.sample(3, seed=1), faces)   # same seed, same faces
+    assert not np.array_equal(generator.sample(3, seed=2), faces)
 
     def kill_at(step, state):
         if step >= 4:
@@ -256,6 +257,11 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"clip_value": 0.0, "gp_weight": 0.0}, "needs clip_value > 0 .* or gp_weight > 0"),
     ({"n_critic": 0}, "n_critic must be positive"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"optimizer_kwargs": {"decay": "x"}}, r"bad optimizer_kwargs \{'decay': 'x'\} for 'rmsprop'"),
+    ({"quality_samples": 0}, "quality_samples must be positive"),
+    ({"analysis.nearest_pool": 0}, "analysis.nearest_pool must be positive"),
+    ({"model.critic.kernels": (5, 0, 5, 5)}, r"'discriminator': every value of kernels must be a positive integer"),
     ({"analysis.novelty_held_out": -1}, "analysis.novelty_held_out must be >= 0"),
     ({"model.critic.batch_norm_momentum": 0.9}, "cannot have BatchNorm"),
     ({"model.generator.strides": (2, 1)}, "both upsample > 1 and stride > 1"),

@@ -153,7 +153,7 @@ def _cache_path(tag: str, *sources: pathlib.Path) -> pathlib.Path:
 def _decode_cifar(entries) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """entries: iterable of (member name, bytes reader) -> {split: (images, labels)}, sorted by
     (class, index) for determinism."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     found = []
     for member, read in entries:
@@ -162,7 +162,7 @@ def _decode_cifar(entries) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             split, cls, idx = m.groups()
             if cls not in CIFAR10_CLASSES:
                 raise DataError(f"unknown CIFAR-10 class folder {cls!r} in {member}")
-            found.append((split, CIFAR10_CLASSES.index(cls), int(idx), read))
+            found.append((split, CIFAR10_CLASSES.index(cls), int(idx), member, read))
     found.sort(key=lambda t: t[:3])
     out = {}
     for split in SPLITS:
@@ -170,10 +170,13 @@ def _decode_cifar(entries) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if not rows:
             raise DataError(f"no CIFAR-10 {split} images (<split>/<class>/<index>.jpg) found")
         images = np.empty((len(rows), 32, 32, 3), np.uint8)
-        for i, (_, _, _, read) in enumerate(rows):
-            img = Image.open(io.BytesIO(read())).convert("RGB")
+        for i, (_, _, _, member, read) in enumerate(rows):
+            try:
+                img = Image.open(io.BytesIO(read())).convert("RGB")
+            except (OSError, UnidentifiedImageError) as e:
+                raise DataError(f"CIFAR-10 image {member} is unreadable ({type(e).__name__}: {e})") from None
             if img.size != (32, 32):
-                raise DataError(f"CIFAR-10 image {i} of {split} is {img.size}, expected 32x32")
+                raise DataError(f"CIFAR-10 image {member} is {img.size}, expected 32x32")
             images[i] = np.asarray(img)
         out[split] = (images, np.array([r[1] for r in rows], np.int32))
     return out

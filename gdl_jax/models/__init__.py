@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import flax.linen as nn
 
 from gdl_jax.errors import ConfigError
@@ -34,13 +36,34 @@ PER_LAYER = {Encoder: ("filters", "kernels", "strides"), Decoder: ("filters", "k
              Generator: ("upsample", "filters", "kernels", "strides")}
 
 
+# sizes that must be positive integers: lists (per layer, or a shape) and single values
+SIZE_LISTS = ("filters", "kernels", "strides", "upsample", "features", "hidden", "shape_before_flattening",
+              "initial_shape")
+SIZES = ("z_dim", "num_classes", "dense")
+
+
+def _is_size(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+
+
 def check(module: nn.Module, name: str) -> None:
-    """ConfigError for per-layer lists of different lengths or an unknown activation; the parts of
-    an autoencoder too."""
+    """ConfigError for per-layer lists of different lengths, a size (filters, kernel, stride,
+    z_dim...) that is not a positive integer, a dropout rate outside [0, 1) or an unknown
+    activation; the parts of an autoencoder too."""
     fields = PER_LAYER.get(type(module), ())
     for f in fields:
         if not isinstance(getattr(module, f), (tuple, list)):
             raise ConfigError(f"model {name!r}: {f} must be a list, one value per layer; got {getattr(module, f)!r}")
+    for f in SIZE_LISTS:
+        values = getattr(module, f, None)
+        if isinstance(values, (tuple, list)) and not all(_is_size(v) for v in values):
+            raise ConfigError(f"model {name!r}: every value of {f} must be a positive integer; got {tuple(values)}")
+    for f in SIZES:
+        if hasattr(module, f) and not _is_size(getattr(module, f)):
+            raise ConfigError(f"model {name!r}: {f} must be a positive integer; got {getattr(module, f)!r}")
+    dropout = getattr(module, "dropout", 0.0)
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ConfigError(f"model {name!r}: dropout must be in [0, 1); got {dropout!r}")
     lengths = {f: len(getattr(module, f)) for f in fields}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"model {name!r}: one value per layer in each of {', '.join(fields)}; got lengths "

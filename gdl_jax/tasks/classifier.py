@@ -86,7 +86,9 @@ def load_data(config: ml_collections.ConfigDict) -> tuple[gdata.ArrayData, gdata
     splits = []
     for split in ("train", "test"):
         source = open_celeba(split, d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
-        n = min(len(source), d.train_subset) if split == "train" and d.train_subset else len(source)
+        n = d.train_subset if split == "train" and d.train_subset else len(source)
+        if n > len(source):
+            raise ConfigError(f"data.train_subset {n} is larger than the {len(source)} training faces")
         index = np.arange(n)
         labels = (source.attributes_of(index) > 0).astype(np.int32)
         splits.append(gdata.ArrayData(source.load(index), labels, tuple(source.attribute_names)))

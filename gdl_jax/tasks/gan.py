@@ -66,11 +66,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in keys:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
-    runner.make_optimizer(config, config.d_learning_rate)
+    runner.check_seed(config)
+    runner.check_optimizer(config, config.d_learning_rate)
     runner.axis_name(config)
     runner.compute_dtype(config)
     quality.check(config)
-    for key in ("num_samples", "nearest_samples"):
+    for key in ("num_samples", "nearest_samples", "nearest_pool"):
         if config.analysis.get(key, 1) < 1:
             raise ConfigError(f"analysis.{key} must be positive, got {config.analysis[key]}")
     if config.analysis.get("novelty_held_out", 0) < 0:

@@ -46,20 +46,26 @@ def identity_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError naming the first bad value among the keys every trainer uses."""
+    """Raises ConfigError naming the first bad value among the keys the classifier and autoencoder
+    trainers share (the GAN tasks check theirs in gdl_jax.tasks.gan.validate)."""
     for key in ["batch_size", "learning_rate", "steps_per_dispatch", "log_every_steps",
                 "checkpoint_every_steps", "eval_batch_size", "num_epochs"]:
         if not config[key] > 0:
             raise ConfigError(f"{key} must be positive, got {config[key]}")
     if config.get("num_steps", 0) < 0:
         raise ConfigError(f"num_steps must be >= 0 (0 = num_epochs epochs), got {config.num_steps}")
-    if config.seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {config.seed}")
-    make_optimizer(config, config.learning_rate)
+    check_seed(config)
+    check_optimizer(config, config.learning_rate)
     axis_name(config)
     compute_dtype(config)
     if config.data.train_subset < 0:
         raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
+
+
+def check_seed(config: ml_collections.ConfigDict) -> None:
+    """ConfigError unless config.seed is a non-negative integer (numpy's generators reject others)."""
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {config.seed!r}")
 
 
 def axis_name(config: ml_collections.ConfigDict) -> str | None:
@@ -163,6 +169,20 @@ def make_optimizer(config: ml_collections.ConfigDict, learning_rate: float) -> o
         return OPTIMIZERS[config.optimizer](learning_rate, **kwargs)
     except TypeError as e:
         raise ConfigError(f"bad optimizer_kwargs {kwargs} for {config.optimizer!r}: {e}") from None
+
+
+def check_optimizer(config: ml_collections.ConfigDict, learning_rate: float) -> None:
+    """ConfigError for an optimizer, or optimizer_kwargs, that cannot build or cannot update:
+    optax reads most values only in its first update ({'b1': 'x'} builds), which would fail
+    inside the first compiled step. The update is traced on a one-value parameter, not run."""
+    tx = make_optimizer(config, learning_rate)
+    params = jnp.zeros((1,), jnp.float32)
+    try:
+        jax.eval_shape(lambda p: tx.update(p, tx.init(p), p), params)
+    except (TypeError, ValueError) as e:
+        kwargs = dict(config.get("optimizer_kwargs") or {})
+        raise ConfigError(f"bad optimizer_kwargs {kwargs} for {config.optimizer!r}: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
 def initial_state(config: ml_collections.ConfigDict, model: nn.Module, image_shape: tuple,
