@@ -177,8 +177,17 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     assert nov["nearest_l1_held_out"] == pytest.approx(l1(held_out / 255.0).mean(), rel=1e-4, abs=1e-7)
 
     g = tiny_gan_config(write_quickdraw_cats(tmp_path / "data"))
-    g.update(num_steps=4, steps_per_dispatch=1, quality_features=str(mnist_classifier), quality_samples=1000)
-    _check_feature_metrics(tasks.train_and_evaluate(g, tmp_path / "gan")["feature_metrics"], 40)  # every cat
+    g.update(num_steps=6, steps_per_dispatch=1, quality_features=str(mnist_classifier), quality_samples=1000)
+    g.analysis.quality_every_steps = 2
+    gan = tasks.train_and_evaluate(g, tmp_path / "gan")
+    _check_feature_metrics(gan["feature_metrics"], 40)  # every cat
+    # tracked during training in the same features, on the same images and latents: the point at
+    # the last step is the final number; three points give a rank correlation with the loss
+    series = gan["quality_tracking"]["series"]
+    assert series["step"] == [2, 4, 6] and len(series["frechet_distance"]) == 3
+    assert series["frechet_distance"][-1] == pytest.approx(gan["feature_metrics"]["frechet_distance"], rel=1e-5)
+    assert len(set(series["frechet_distance"])) == 3   # the generator changed between the points
+    assert "spearman_frechet_distance" in gan["quality_tracking"]
 
 
 def test_celeba_attribute_classifier_scores_every_attribute_and_gives_face_features(tmp_path):

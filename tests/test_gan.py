@@ -271,6 +271,15 @@ def test_loss_quality_tracking_against_hand_computations():
                                                            for t in (10, 20, 30, 40)])
     hump = geval.loss_tracks_quality(log_steps, -np.abs(log_steps - 25.0), quality, 10)
     assert abs(hump["spearman_nearest_l1"]) < 0.5
+    assert "spearman_frechet_distance" not in falling and "frechet_distance" not in falling["series"]
+    # a Frechet distance in every record (a classifier's features) is tracked too: here it falls
+    # with the loss except for one swap of ranks, Spearman's 1 - 6 * 2 / (4 * 15) = 0.8
+    with_fd = [{**q, "frechet_distance": fd} for q, fd in zip(quality, (40.0, 20.0, 30.0, 10.0))]
+    tracked = geval.loss_tracks_quality(log_steps, 5.0 / log_steps, with_fd, 10)
+    assert tracked["spearman_frechet_distance"] == pytest.approx(0.8)
+    assert tracked["series"]["frechet_distance"] == [40.0, 20.0, 30.0, 10.0]
+    assert "spearman_frechet_distance" not in geval.loss_tracks_quality(log_steps, 5.0 / log_steps,
+                                                                        with_fd[:3] + quality[3:], 10)
 
 
 def test_failure_mode_numbers():

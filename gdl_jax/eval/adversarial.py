@@ -68,16 +68,17 @@ def loss_tracks_quality(steps: Sequence[int], loss: Sequence[float], quality: Se
                         window: int) -> dict:
     """Does a logged loss track sample quality over a run (the book's claim for the Wasserstein
     estimate, against the GAN's generator loss)? quality: records {"step", "nearest_l1",
-    "diversity"} measured during training. At each, the loss's mean over the `window` steps up
-    to it; Spearman's correlation of that with each measure over the records. A loss that falls
-    as samples improve correlates positively with the nearest-training-image distance (which
-    falls as samples look like data) and negatively with diversity (which rises from a blank
+    "diversity"} measured during training, and "frechet_distance" where every record has it (a
+    classifier's features). At each, the loss's mean over the `window` steps up to it;
+    Spearman's correlation of that with each measure over the records. A loss that falls as
+    samples improve correlates positively with the nearest-training-image distance (which falls
+    as samples look like data) and with the Frechet distance (which falls as their features'
+    statistics near the data's), and negatively with diversity (which rises from a blank
     start)."""
     at = [q["step"] for q in quality]
     means = window_means(steps, loss, at, window)
-    return {"points": len(at),
-            "spearman_nearest_l1": rank_correlation(means, [q["nearest_l1"] for q in quality]),
-            "spearman_diversity": rank_correlation(means, [q["diversity"] for q in quality]),
-            "series": {"step": at, "loss": [float(m) for m in means],
-                       "nearest_l1": [q["nearest_l1"] for q in quality],
-                       "diversity": [q["diversity"] for q in quality]}}
+    measures = ["nearest_l1", "diversity"] + (["frechet_distance"] if quality and all(
+        "frechet_distance" in q for q in quality) else [])
+    series = {"step": at, "loss": [float(m) for m in means], **{m: [q[m] for q in quality] for m in measures}}
+    return {"points": len(at), **{f"spearman_{m}": rank_correlation(means, series[m]) for m in measures},
+            "series": series}

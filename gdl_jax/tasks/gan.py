@@ -204,10 +204,36 @@ def sample_quality(samples: np.ndarray, train_images: np.ndarray, real: np.ndarr
     return {"nearest_l1": float(distance.mean()), "diversity": geval.sample_diversity(samples[:len(real)], real)}
 
 
+def metric_images(config: ml_collections.ConfigDict, train_images: np.ndarray) -> tuple[np.ndarray, jax.Array]:
+    """The real images (in [0, 1]) and the latents of the feature-space metrics: the same for the
+    tracking during training and the final numbers, so the last tracked point is the final one."""
+    n = min(config.quality_samples, len(train_images))
+    chosen = np.random.default_rng(config.seed).choice(len(train_images), n, replace=False)
+    return train_images[chosen] / 255.0, jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 2), (n, config.z_dim))
+
+
+def frechet_tracker(config: ml_collections.ConfigDict,
+                    train_images: np.ndarray) -> Callable[[adversarial.GANState], float] | None:
+    """With config.quality_features (a classifier run): state -> the Frechet distance of the
+    generator's metric_images samples to the real ones in that classifier's features (the real
+    statistics computed once). None without it."""
+    if not config.get("quality_features"):
+        return None
+    from gdl_jax.eval import frechet
+    from gdl_jax.eval.features import ClassifierFeatures
+
+    features = ClassifierFeatures.from_workdir(config.quality_features)
+    real, z = metric_images(config, train_images)
+    real_stats = frechet.feature_statistics(features(real))
+    return lambda state: frechet.frechet_distance(
+        real_stats, frechet.feature_statistics(features(to_unit(generate(state.generator, z)))))
+
+
 def quality_hook(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                  train_images: np.ndarray) -> Callable[[int, adversarial.GANState], None]:
     """Sample quality during training, every analysis.quality_every_steps (0: never): at the first
-    dispatch end at or past each multiple, sample_quality of one fixed latent batch, saved as
+    dispatch end at or past each multiple, sample_quality of one fixed latent batch (and, with
+    config.quality_features, the Frechet distance in that classifier's features), saved as
     quality/step_<multiple>.json with the step it was measured at (a resumed run keeps those it
     passed; the run is deterministic, so they are the numbers it would measure again)."""
     every = config.analysis.get("quality_every_steps", 0)
@@ -215,11 +241,14 @@ def quality_hook(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     z = quality_latents(config)
     real = reference_images(config, train_images)
     done = {int(p.stem.split("_")[1]) for p in folder.glob("step_*.json")}
+    frechet_of = frechet_tracker(config, train_images) if every else None
 
     def hook(step: int, state: adversarial.GANState) -> None:
         due = [t for t in range(every, step + 1, every) if t not in done] if every else []
         if due:
             record = {"step": step, **sample_quality(np.asarray(generate(state.generator, z)), train_images, real)}
+            if frechet_of is not None:
+                record["frechet_distance"] = frechet_of(state)
             done.update(due)
             if parallel.is_writer():
                 folder.mkdir(exist_ok=True)
@@ -282,11 +311,8 @@ def analyze(state, config, train_images: np.ndarray, held_out: np.ndarray | None
     figures.image_grid(to_unit(many[:GRID_SAMPLES]), workdir / a.grid_png)
     quality_metrics = {}
     if quality.wanted(config):
-        n = min(config.quality_samples, len(train_images))
-        chosen = np.random.default_rng(config.seed).choice(len(train_images), n, replace=False)
-        z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 2), (n, config.z_dim))
-        quality_metrics = quality.metrics_for_config(config, train_images[chosen] / 255.0,
-                                                     to_unit(generate(state.generator, z)))
+        real_unit, z = metric_images(config, train_images)
+        quality_metrics = quality.metrics_for_config(config, real_unit, to_unit(generate(state.generator, z)))
     novelty = {}
     if held_out is not None:   # the book's rule 2: as many samples as held-out images, against the same images
         z = jax.random.normal(jax.random.PRNGKey(SAMPLE_SEED + 3), (len(held_out), config.z_dim))

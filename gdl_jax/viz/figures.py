@@ -291,9 +291,17 @@ def wgan_history(steps: list[dict], path) -> pathlib.Path:
 
 def loss_and_quality(series: dict, loss_name: str, path) -> pathlib.Path:
     """A loss against sample quality over training (book 4.4's claim for the Wasserstein loss):
-    left, the loss averaged over the steps up to each quality measurement; right, the samples'
-    mean L1 distance to their nearest training images and their diversity at those steps."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    left, the loss averaged over the steps up to each quality measurement; middle, the samples'
+    mean L1 distance to their nearest training images and their diversity at those steps; right,
+    where the series has it, their Frechet distance in a classifier's features."""
+    frechet = "frechet_distance" in series
+    fig, axes = plt.subplots(1, 3 if frechet else 2, figsize=(19 if frechet else 13, 4.5))
+    left, right = axes[:2]
+    if frechet:
+        axes[2].plot(series["step"], series["frechet_distance"], "o-", color="C3", ms=3)
+        axes[2].set_ylabel("Frechet distance in classifier features (lower: closer to data)")
+        axes[2].set_xlabel("step")
+        axes[2].grid(alpha=0.3)
     left.plot(series["step"], series["loss"], "o-", color="C0", ms=3)
     left.set_ylabel(f"{loss_name} (mean over the interval)")
     right.plot(series["step"], series["nearest_l1"], "o-", color="C1", ms=3, label="nearest training L1")
