@@ -2,8 +2,9 @@
 same data (CIFAR-10 horses), networks (the book's horses WGAN critic as discriminator, a sigmoid
 in the loss), optimizer (Adam 2e-4, beta_1 0.5), batch (64) and step budget (1,500 generator
 updates) as wgangp_cifar_horses.py, with binary cross-entropy and the book's GAN step
-(discriminator on real, then on fake, then the generator); sample quality every 50 steps against
-the generator's loss, Spearman's correlation in results.json["quality_tracking"]."""
+(discriminator on real, then on fake, then the generator); sample quality every 50 steps (the
+Frechet distance too with --config.quality_features) against the generator's loss, Spearman's
+correlation in results.json["quality_tracking"]."""
 
 import ml_collections
 

@@ -1,7 +1,8 @@
 """Book 4.4-4.5's claim, measured: the WGAN-GP's Wasserstein estimate falls as sample quality
 rises. The WGAN-GP (penalty 10, no clipping, Adam 2e-4 beta_1 0.5, 5 critic updates per
 generator update) with the book's CIFAR-10 horses WGAN networks, batch 64, 1,500 steps; sample
-quality (nearest-training-image L1, diversity) every 50 steps against the estimate, Spearman's
+quality (nearest-training-image L1, diversity and, with --config.quality_features=<a CIFAR-10
+CNN run>, the Frechet distance in its features) every 50 steps against the estimate, Spearman's
 correlation in results.json["quality_tracking"]. Its twin with the GAN's loss on the same data,
 networks, optimizer and step budget: gan_cifar_horses.py. A CPU-sized budget: the book's own runs
 are wgan_cifar_horses.py and wgangp_celeba.py."""
