@@ -295,11 +295,13 @@ def loss_and_quality(series: dict, loss_name: str, path) -> pathlib.Path:
     mean L1 distance to their nearest training images and their diversity at those steps; right,
     where the series has it, their Frechet distance in a classifier's features."""
     frechet = "frechet_distance" in series
-    fig, axes = plt.subplots(1, 3 if frechet else 2, figsize=(19 if frechet else 13, 4.5))
+    fig, axes = plt.subplots(1, 3 if frechet else 2, figsize=(20 if frechet else 13, 4.5))
     left, right = axes[:2]
     if frechet:
+        fig.subplots_adjust(wspace=0.45)   # room between the middle panel's right axis and this one
         axes[2].plot(series["step"], series["frechet_distance"], "o-", color="C3", ms=3)
-        axes[2].set_ylabel("Frechet distance in classifier features (lower: closer to data)")
+        axes[2].set_title("in a classifier's features", fontsize=10)
+        axes[2].set_ylabel("Frechet distance (lower: closer to data)")
         axes[2].set_xlabel("step")
         axes[2].grid(alpha=0.3)
     left.plot(series["step"], series["loss"], "o-", color="C0", ms=3)
