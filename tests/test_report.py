@@ -148,25 +148,19 @@ def test_a_row_run_again_reports_its_wall_time_over_all_its_runs(tmp_path, monke
     assert "| 1.1 | first | ok | 1:00:0" in md and "(wall time over 2 runs" in md
 
 
-@pytest.mark.parametrize("nohup", [False, True])
-def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path, nohup):
-    """`kill` (SIGTERM) of the report's process ends the row's process too, as Ctrl-C does: a
-    row left training on its own would hold its workdir against the resumed run. Under `nohup`
-    (SIGHUP ignored) a closed terminal ends neither."""
-    import signal
+def _report_with_a_sleeping_row(tmp_path, row_setup: str = "", parent_setup: str = ""):
+    """Starts a report run (its own process, after `parent_setup`) of one row that runs
+    `row_setup`, writes its pid and sleeps; returns (the report's Popen, the row's pid) once the
+    row is up."""
     import time
 
     (tmp_path / "mods").mkdir()
     (tmp_path / "mods" / "sleepy_row.py").write_text(
-        "import os, pathlib, sys, time\n"
+        "import os, pathlib, sys, time\n" + row_setup +
         "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
-        "print('started', flush=True)\n"
         "time.sleep(120)\n")
     pid_file = tmp_path / "row.pid"
-    script = textwrap.dedent(f'''
-        import signal
-        if {nohup}:
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    script = parent_setup + textwrap.dedent(f'''
         from gdl_jax import report
         row = report.Row("s", ("9.1",), "sleeps", "sleepy_row", ({str(pid_file)!r},), "-", ())
         report.run((row,), "quick", {str(tmp_path / "out")!r}, env={{"PYTHONPATH": {str(tmp_path / "mods")!r}}},
@@ -177,7 +171,19 @@ def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path, nohup)
     while not pid_file.is_file() or not pid_file.read_text():
         assert parent.poll() is None and time.monotonic() < deadline, parent.stderr.read()
         time.sleep(0.1)
-    child = int(pid_file.read_text())
+    return parent, int(pid_file.read_text())
+
+
+@pytest.mark.parametrize("nohup", [False, True])
+def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path, nohup):
+    """`kill` (SIGTERM) of the report's process ends the row's process too, as Ctrl-C does: a
+    row left training on its own would hold its workdir against the resumed run. Under `nohup`
+    (SIGHUP ignored) a closed terminal ends neither."""
+    import signal
+    import time
+
+    ignore_hup = "import signal\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)\n" if nohup else ""
+    parent, child = _report_with_a_sleeping_row(tmp_path, parent_setup=ignore_hup)
     if nohup:
         parent.send_signal(signal.SIGHUP)
         time.sleep(1)
@@ -197,26 +203,8 @@ def test_a_report_run_killed_outright_takes_its_rows_process_with_it(tmp_path):
     import signal
     import time
 
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "sleepy_row.py").write_text(
-        "import os, pathlib, sys, time\n"
-        "from gdl_jax import runtime\n"
-        "runtime.configure('__main__')\n"
-        "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
-        "time.sleep(120)\n")
-    pid_file = tmp_path / "row.pid"
-    script = textwrap.dedent(f'''
-        from gdl_jax import report
-        row = report.Row("s", ("9.1",), "sleeps", "sleepy_row", ({str(pid_file)!r},), "-", ())
-        report.run((row,), "quick", {str(tmp_path / "out")!r}, env={{"PYTHONPATH": {str(tmp_path / "mods")!r}}},
-                   echo=False)
-    ''')
-    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not pid_file.is_file() or not pid_file.read_text():
-        assert parent.poll() is None and time.monotonic() < deadline, parent.stderr.read()
-        time.sleep(0.1)
-    child = int(pid_file.read_text())
+    parent, child = _report_with_a_sleeping_row(
+        tmp_path, row_setup="from gdl_jax import runtime\nruntime.configure('__main__')\n")
     parent.kill()
     parent.wait(timeout=60)
 
