@@ -25,12 +25,14 @@ def wanted(config: ml_collections.ConfigDict) -> bool:
 def check(config: ml_collections.ConfigDict) -> None:
     """Fails before training, with a one-line error, on a feature source that cannot be read (a
     classifier run with no config or no checkpoint, an unreadable weights file) or too few
-    quality_samples for precision and recall's K neighbours (or none at all: the novelty of
-    samples uses them whether or not features are set)."""
+    quality_samples for precision and recall's K neighbours (or none at all, or no
+    analysis.nearest_pool: the novelty of samples uses them whether or not features are set)."""
     from gdl_jax.eval import features, inception
 
     if "quality_samples" in config and not config.quality_samples > 0:
         raise ConfigError(f"quality_samples must be positive, got {config.quality_samples}")
+    if config.get("analysis", {}).get("nearest_pool", 1) < 1:   # the training images novelty searches
+        raise ConfigError(f"analysis.nearest_pool must be positive, got {config.analysis.nearest_pool}")
     if wanted(config) and not config.get("quality_samples", 0) > K:
         raise ConfigError(f"quality_samples must be more than {K} (precision and recall's neighbours), "
                           f"got {config.get('quality_samples', 0)}")

@@ -76,8 +76,6 @@ def test_metrics(sums: dict, config, num_dims: int) -> dict[str, float]:
 def validate(config: ml_collections.ConfigDict) -> None:
     runner.validate(config)
     quality.check(config)
-    if config.get("analysis", {}).get("nearest_pool", 1) < 1:
-        raise ConfigError(f"analysis.nearest_pool must be positive, got {config.analysis.nearest_pool}")
     if config.task == "vae" and not config.r_loss_factor > 0:
         raise ConfigError(f"r_loss_factor must be positive, got {config.r_loss_factor}")
     if is_faces(config):

@@ -71,7 +71,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     runner.axis_name(config)
     runner.compute_dtype(config)
     quality.check(config)
-    for key in ("num_samples", "nearest_samples", "nearest_pool"):
+    for key in ("num_samples", "nearest_samples"):
         if config.analysis.get(key, 1) < 1:
             raise ConfigError(f"analysis.{key} must be positive, got {config.analysis[key]}")
     if config.analysis.get("novelty_held_out", 0) < 0:
