@@ -313,10 +313,13 @@ def compile_model(name: str, model: nn.Module) -> nn.Module:
 
 
 def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threads: int,
-                        seed: int = 0, compiled: bool = False) -> tuple[Callable[[], None], int]:
+                        seed: int = 0, compiled: bool = False,
+                        compute_dtype: str = "float32") -> tuple[Callable[[], None], int]:
     """(repeat, model parameter count): `repeat` runs `steps_per_repeat` train steps on
     pre-generated random batches; with `compiled`, under torch.compile (`compile_model`: the
-    first repeat compiles).
+    first repeat compiles); with compute_dtype 'bfloat16', each step under
+    `torch.autocast(dtype=torch.bfloat16)` (PyTorch's mixed precision: convolutions and matmuls
+    in bfloat16, params, optimizer and losses float32, as the JAX side's `compute_dtype`).
 
     A step is zero_grad, forward, loss (cross-entropy for classifiers, the reconstruction loss
     for autoencoders), backward, Adam(5e-4) step, as in the JAX dispatch of k steps; for the GAN
@@ -341,13 +344,17 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
         y = torch.from_numpy(rng.integers(0, NUM_CLASSES, batch_size)).long().to(dev)
         batches.append((x, y))
 
+    autocast = lambda: torch.autocast(dev, dtype=torch.bfloat16, enabled=compute_dtype == "bfloat16")
+
     def repeat() -> None:
         for x, y in batches:
             if gan_step is not None:
-                gan_step(x * 2 - 1)
+                with autocast():   # the whole update: its forward passes sit between optimizer steps
+                    gan_step(x * 2 - 1)
                 continue
             optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(x) if hasattr(model, "variational") else loss_fn(model(x), y)
+            with autocast():
+                loss = model.loss(x) if hasattr(model, "variational") else loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
         if dev == "cuda":

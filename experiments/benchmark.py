@@ -9,6 +9,7 @@ python -m experiments.benchmark --models=mlp,cnn --batch_sizes=32,256
 python -m experiments.benchmark --models=autoencoder,vae --batch_sizes=32
 python -m experiments.benchmark --models=vae_faces --batch_sizes=32 --feeder_data_dir=/path/to/data
 python -m experiments.benchmark --models=gan,wgan_gp --batch_sizes=64
+python -m experiments.benchmark --models=vae_faces,wgan_gp --batch_sizes=64,256 --compute_dtype=bfloat16
 XLA_FLAGS=--xla_force_host_platform_device_count=4 python -m experiments.benchmark --models=cnn \
     --batch_sizes=128 --devices=1,2,4 --parallel=sharded,pmap --torch=false
 
@@ -17,7 +18,9 @@ see the same load on a shared machine: the JAX dispatch that training runs (`mak
 step>, ...)`: k unrolled steps that gather their own batches from uint8 data on device), once per
 device count (--devices: a mesh over the first n devices; the batch is the global one) and data-
 parallel backend (--parallel, gdl_jax.parallel), and the same model and step in eager PyTorch
-(experiments/bench_torch.py): Adam, or the GAN's two RMSprops.
+(experiments/bench_torch.py): Adam, or the GAN's two RMSprops. --compute_dtype=bfloat16 runs both
+sides in mixed precision (JAX: the trainers' `compute_dtype`; torch: `torch.autocast`) and measures
+the matmul roofline in bfloat16.
 Epoch time is full batches per epoch x the median step. Prints a markdown table (ratio > 1: JAX is faster) and writes
 benchmark.json and benchmark.md to --output_dir. Compare numbers only within one run.
 """
@@ -53,19 +56,19 @@ from gdl_jax.models import conv  # noqa: E402
 from gdl_jax.models.summary import summarize  # noqa: E402
 from gdl_jax.train import adversarial, autotune, runner, steps  # noqa: E402
 from gdl_jax.train.loop import make_dispatch  # noqa: E402
-from gdl_jax.train.state import TrainState  # noqa: E402
+from gdl_jax.train.state import TrainState, check_compute_dtype  # noqa: E402
 
 NUM_CLASSES = 10
 LEARNING_RATE = 5e-4
 
 
-InitFn = Callable[[dict, jax.Array, str | None], tuple[Any, int]]
+InitFn = Callable[[dict, jax.Array, str | None, str], tuple[Any, int]]
 
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
     """What one benchmark row trains: its input, its train step, its epoch size, and
-    init(model_kwargs, key, axis_name) -> (step-0 train state, parameter count)."""
+    init(model_kwargs, key, axis_name, compute_dtype) -> (step-0 train state, parameter count)."""
     image_shape: tuple[int, int, int]
     epoch_size: int
     step_fn: Callable
@@ -75,10 +78,11 @@ class Workload:
 
 def _adam(image_shape: tuple[int, int, int], build: Callable[[dict, str | None], nn.Module]) -> InitFn:
     """init for a one-network model trained with Adam(LEARNING_RATE)."""
-    def init(kw: dict, key: jax.Array, axis_name: str | None = None) -> tuple[TrainState, int]:
+    def init(kw: dict, key: jax.Array, axis_name: str | None = None,
+             compute_dtype: str = "float32") -> tuple[TrainState, int]:
         model = build(kw, axis_name)
         sample = jnp.zeros((1, *image_shape), jnp.float32)
-        return (TrainState.create(model, optax.adam(LEARNING_RATE), key, sample),
+        return (TrainState.create(model, optax.adam(LEARNING_RATE), key, sample, compute_dtype),
                 summarize(model, (1, *image_shape)).total)
     return init
 
@@ -94,8 +98,10 @@ def _autoencoder(task: str, faces: bool = False) -> Callable[[dict, str | None],
 def _adversarial_init(config_module: str) -> InitFn:
     """The book's GAN or WGAN-GP as its config builds it, optimizers included; model_kwargs go to
     both networks."""
-    def init(kw: dict, key: jax.Array, axis_name: str | None = None) -> tuple[adversarial.GANState, int]:
+    def init(kw: dict, key: jax.Array, axis_name: str | None = None,
+             compute_dtype: str = "float32") -> tuple[adversarial.GANState, int]:
         c = importlib.import_module(f"experiments.configs.{config_module}").get_config()
+        c.compute_dtype = compute_dtype
         c.model.generator.update(kw)
         adversarial.critic_config(c).update(kw)
         g, d = adversarial.networks(c)
@@ -145,6 +151,9 @@ flags.DEFINE_bool("torch", True, "Also time eager PyTorch (skipped with a note i
 flags.DEFINE_integer("torch_threads", os.cpu_count(), "torch.set_num_threads for the torch side.")
 flags.DEFINE_bool("torch_compile", False, "Also time the torch step under torch.compile (the first repeat "
                   "compiles, timed as 'torch.compile s'; not the WGAN-GP, whose penalty needs double backward).")
+flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "What both sides compute in: "
+                  "bfloat16 is mixed precision (JAX: the trainers' compute_dtype; torch: torch.autocast), "
+                  "with the matmul roofline measured in it.")
 flags.DEFINE_string("model_kwargs", "{}", "JSON of model fields to override for every model timed, "
                     "e.g. '{\"subpixel_backward\": false}' with --models=cnn.")
 flags.DEFINE_string("output_dir", "workdirs/benchmark", "Where benchmark.json and benchmark.md go.")
@@ -184,8 +193,10 @@ def parse_ints(values: Sequence[str], flag: str) -> list[int]:
 
 def validate(model_names: Sequence[str], batch_sizes: Sequence[int], steps_per_dispatch: int,
              warmup: int, iters: int, torch_threads: int, devices: Sequence[int] | None = None,
-             backends: Sequence[str] = ("sharded",), conv_forms: Sequence[str] = ("auto",)) -> None:
+             backends: Sequence[str] = ("sharded",), conv_forms: Sequence[str] = ("auto",),
+             compute_dtype: str = "float32") -> None:
     """Raises ConfigError naming the first bad setting."""
+    check_compute_dtype(compute_dtype)
     if not model_names:
         raise ConfigError("models must name at least one model")
     for name in model_names:
@@ -238,25 +249,31 @@ def _peak_bytes(compiled) -> int | None:
             - m.alias_size_in_bytes)
 
 
-def matmul_gflop_per_s(n: int = 2048, iters: int = 10) -> dict[str, float]:
-    """The device's measured float32 roofline: GFLOP/s of an n x n x n matmul by XLA on device
-    0 ('xla') and, on a CPU backend, by numpy's BLAS ('blas'; on a 2-core Zen 4 it ran 2x XLA's);
-    'peak' is the faster, the yardstick for the achieved FLOP/s of the training steps."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    rates = {"xla": 2 * n**3 / hardware.median_seconds(lambda: jax.block_until_ready(f(a)), iters) / 1e9}
-    if jax.devices()[0].platform == "cpu":
+def matmul_gflop_per_s(n: int = 2048, iters: int = 10, dtype: str = "float32") -> dict[str, float]:
+    """The device's measured roofline in `dtype`: GFLOP/s of an n x n x n matmul by XLA on device
+    0 ('xla'); for bfloat16 also accumulated in float32 ('xla_f32_acc': how hardware peaks are
+    quoted; on a 2-core Zen 4 XLA ran it 2x as fast as the bfloat16 product, whose path has no
+    bfloat16 kernels there); for float32 on a CPU backend by numpy's BLAS ('blas'; on that Zen 4
+    2x XLA's). 'peak' is the fastest, the yardstick for the achieved FLOP/s of the training steps."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
+    rate = lambda f: 2 * n**3 / hardware.median_seconds(lambda: jax.block_until_ready(f(a)), iters) / 1e9
+    rates = {"xla": rate(jax.jit(lambda a: a @ a))}
+    if dtype != "float32":
+        rates["xla_f32_acc"] = rate(jax.jit(lambda a: jnp.dot(a, a, preferred_element_type=jnp.float32)))
+    if jax.devices()[0].platform == "cpu" and dtype == "float32":
         b = np.asarray(a)
         rates["blas"] = 2 * n**3 / hardware.median_seconds(lambda: b @ b, iters) / 1e9
     return {"peak": max(rates.values()), **rates}
 
 
 def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | None = None,
-                seed: int = 0, devices: int | None = None, backend: str = "sharded") -> dict:
+                seed: int = 0, devices: int | None = None, backend: str = "sharded",
+                compute_dtype: str = "float32") -> dict:
     """Compiles the training dispatch on a mesh over the first `devices` devices (default: all)
     under the data-parallel `backend` and the convolution form mode in force ('auto': the one
-    gdl_jax.train.autotune picks, as training does; returned as `conv_forms`). Returns its params,
-    compile seconds, FLOPs per step, and `repeat`: runs one dispatch (k steps) to completion."""
+    gdl_jax.train.autotune picks, as training does; returned as `conv_forms`), the model
+    computing in `compute_dtype`. Returns its params, compile seconds, FLOPs per step, the
+    lowered dispatch, and `repeat`: runs one dispatch (k steps) to completion."""
     mesh = parallel.make_mesh(devices)
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
@@ -269,7 +286,8 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     feeder = gdata.DeviceFeeder(gdata.to_device(host, mesh), jax.random.PRNGKey(seed), per_step, mesh)
     args = feeder.get(0, k)
 
-    state, params = workload.init(model_kwargs or {}, jax.random.PRNGKey(seed), parallel.axis_name(backend))
+    state, params = workload.init(model_kwargs or {}, jax.random.PRNGKey(seed), parallel.axis_name(backend),
+                                  compute_dtype)
     state = jax.device_put(state, parallel.replicated(mesh))
     build = lambda: make_dispatch(parallel.data_parallel(workload.step_fn, backend, mesh), feeder.batch, k)
     forms = conv.forms_mode()
@@ -278,7 +296,8 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
 
     t0 = time.perf_counter()
     with conv.forms(forms):
-        compiled = build().lower(state, *args).compile()
+        lowered = build().lower(state, *args)
+        compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
 
     def repeat() -> None:
@@ -287,6 +306,7 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
 
     flops = _flops(compiled)
     return {"params": params, "compile_s": compile_s, "peak_bytes": _peak_bytes(compiled), "conv_forms": forms,
+            "lowered": lowered,
             "flops_per_step": flops / k if flops is not None else None, "repeat": repeat}
 
 
@@ -352,13 +372,15 @@ def load_torch_bench() -> ModuleType | None:
     return bench_torch
 
 
-def environment(torch_bench: ModuleType | None, torch_threads: int) -> dict:
-    """What the numbers depend on: versions, backend, device, XLA flags, malloc tunables, threads."""
+def environment(torch_bench: ModuleType | None, torch_threads: int, compute_dtype: str = "float32") -> dict:
+    """What the numbers depend on: versions, backend, device, the dtype computed in and the matmul
+    roofline in it, XLA flags, malloc tunables, threads."""
     device = jax.devices()[0]
     env = {"jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib"),
            "flax": importlib.metadata.version("flax"), "optax": importlib.metadata.version("optax"),
            "backend": jax.default_backend(), "device_kind": device.device_kind, "device_model": hardware.device_model(),
-           **{f"matmul_{k}_gflop_per_s": v for k, v in matmul_gflop_per_s().items()},
+           "compute_dtype": compute_dtype,
+           **{f"matmul_{k}_gflop_per_s": v for k, v in matmul_gflop_per_s(dtype=compute_dtype).items()},
            "num_devices": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "thp_mode": runtime.thp_mode(),
            "python": platform.python_version(), "machine": platform.machine(),
@@ -375,13 +397,13 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                   feeder_processes: bool = False, devices: Sequence[int] | None = None,
                   backends: Sequence[str] = ("sharded",), matmul_peak: float | None = None,
                   conv_forms: Sequence[str] | None = None, torch_compile: bool = False,
-                  row_seconds: float = 0.0) -> list[dict]:
+                  row_seconds: float = 0.0, compute_dtype: str = "float32") -> list[dict]:
     """One row per (model, batch size, device count, backend): JAX timings, and torch's and the
     ratio when torch_bench (one torch run per model and batch size); conv_forms: the
     convolution form modes to compile each variant with (default: the one in force); with
     torch_compile, the torch step under torch.compile too (its first call, the compilation,
     timed apart); row_seconds: `time_interleaved`'s budget per row (each row records its
-    `timed_rounds`).
+    `timed_rounds`); compute_dtype: what both sides compute in ('bfloat16': mixed precision).
 
     All JAX variants and torch alternate (`time_interleaved`). Throughputs are per second of
     median step time; FLOPs are XLA's count for the compiled dispatch (per device program)
@@ -390,7 +412,8 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
     """
     devices = list(devices or [jax.device_count()])
     conv_forms = list(conv_forms or [conv.forms_mode()])
-    validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads, devices, backends, conv_forms)
+    validate(model_names, batch_sizes, steps_per_dispatch, warmup, iters, torch_threads, devices, backends, conv_forms,
+             compute_dtype)
     rows = []
     for name in model_names:
         for batch_size in batch_sizes:
@@ -399,11 +422,11 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
             for n, b, f in variants:
                 with conv.forms(f):   # the forms are chosen while the dispatch is traced
                     prepared.append(prepare_jax(name, batch_size, steps_per_dispatch, model_kwargs,
-                                                devices=n, backend=b))
+                                                devices=n, backend=b, compute_dtype=compute_dtype))
             repeats = [j["repeat"] for j in prepared]
             if torch_bench is not None:
                 torch_repeat, torch_params = torch_bench.prepare_train_steps(
-                    name, batch_size, steps_per_dispatch, torch_threads)
+                    name, batch_size, steps_per_dispatch, torch_threads, compute_dtype=compute_dtype)
                 if torch_params != prepared[0]["params"]:
                     raise AssertionError(f"{name}: torch model has {torch_params:,} parameters, "
                                          f"JAX model {prepared[0]['params']:,}")
@@ -411,7 +434,7 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
             compile_s = None
             if torch_bench is not None and torch_compile and name not in NO_TORCH_COMPILE:
                 compiled_repeat, _ = torch_bench.prepare_train_steps(
-                    name, batch_size, steps_per_dispatch, torch_threads, compiled=True)
+                    name, batch_size, steps_per_dispatch, torch_threads, compiled=True, compute_dtype=compute_dtype)
                 t0 = time.perf_counter()
                 compiled_repeat()
                 compile_s = time.perf_counter() - t0
@@ -424,6 +447,7 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
                            per_step[-1] if torch_bench is not None else None, matmul_peak)
                 row["conv_forms"] = forms if forms == j["conv_forms"] else f"{forms}: {j['conv_forms']}"
                 row["timed_rounds"] = rounds
+                row["compute_dtype"] = compute_dtype
                 if compiled_s is not None:
                     row.update(torch_compile_s=compile_s, torch_compiled_ms_per_step=1e3 * compiled_s,
                                jax_over_torch_compiled=compiled_s / s_per_step)
@@ -464,7 +488,8 @@ def markdown(rows: Sequence[dict], env: dict) -> str:
     torch_part = (f", torch {env['torch']} on {env.get('torch_device', 'cpu')} ({env['torch_threads']} threads)"
                   if env["torch"]
                   else ", torch not run")
-    lines = [f"jax {env['jax']} on {env['backend']} ({env['device_model']}; float32 matmul peak "
+    lines = [f"jax {env['jax']} on {env['backend']} ({env['device_model']}; "
+             f"{env.get('compute_dtype', 'float32')} matmul peak "
              f"{env['matmul_peak_gflop_per_s']:.0f} GFLOP/s; {env['num_devices']} "
              f"device(s), {env['cpu_count']} CPUs){torch_part}; XLA_FLAGS={env['xla_flags'] or '(none)'}; "
              f"GLIBC_TUNABLES={env['glibc_tunables'] or '(none)'} (kernel THP: {env['thp_mode']}); "
@@ -500,14 +525,14 @@ def main(argv: Sequence[str]) -> None:
             raise ConfigError(f"--model_kwargs must be a JSON object of model fields, got {FLAGS.model_kwargs}")
         devices = parse_ints(FLAGS.devices, "devices") if FLAGS.devices else None
         validate(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup, FLAGS.iters,
-                 FLAGS.torch_threads, devices, FLAGS.parallel, FLAGS.conv_forms or ("auto",))
+                 FLAGS.torch_threads, devices, FLAGS.parallel, FLAGS.conv_forms or ("auto",), FLAGS.compute_dtype)
         torch_bench = load_torch_bench() if FLAGS.torch else None
-        env = environment(torch_bench, FLAGS.torch_threads)
+        env = environment(torch_bench, FLAGS.torch_threads, FLAGS.compute_dtype)
         rows = run_benchmark(FLAGS.models, batch_sizes, FLAGS.steps_per_dispatch, FLAGS.warmup,
                              FLAGS.iters, torch_bench, FLAGS.torch_threads, model_kwargs,
                              FLAGS.feeder_data_dir, FLAGS.feeder_workers, FLAGS.feeder_processes,
                              devices, FLAGS.parallel, env["matmul_peak_gflop_per_s"], FLAGS.conv_forms,
-                             FLAGS.torch_compile, FLAGS.row_seconds)
+                             FLAGS.torch_compile, FLAGS.row_seconds, FLAGS.compute_dtype)
     except GdlError as e:
         sys.exit(f"error: {e}")
     print(write_outputs(rows, env, FLAGS.output_dir), end="")

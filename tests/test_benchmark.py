@@ -1,6 +1,7 @@
 """experiments/benchmark.py on the smallest setting, torch's twin models, and bad flags."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from experiments import benchmark
 from gdl_jax.errors import ConfigError
 
 ROW_KEYS = {"model", "model_kwargs", "batch_size", "devices", "parallel", "conv_forms", "params", "steps_per_dispatch",
-            "timed_rounds",
+            "timed_rounds", "compute_dtype",
             "jax_compile_s", "jax_ms_per_step", "jax_steps_per_s", "jax_images_per_s", "jax_epoch_s", "gflop_per_step",
             "jax_gflop_per_s", "jax_of_matmul_peak", "jax_peak_mib"}
 TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "torch_epoch_s", "jax_over_torch"}
@@ -75,6 +76,7 @@ def test_torch_twins_have_the_jax_parameter_counts(name, total):
     ({"devices": [1, 64]}, "devices must be between 1 and the 1 device"),
     ({"backends": ["pjit"]}, "unknown parallel backend 'pjit'"),
     ({"conv_forms": ["auto", "winograd"]}, "unknown convolution form mode 'winograd'"),
+    ({"compute_dtype": "float16"}, r"compute_dtype must be one of \['float32', 'bfloat16'\], got 'float16'"),
 ])
 def test_bad_settings_are_clear_errors(kwargs, message):
     settings = dict(model_names=["mlp"], batch_sizes=[8], steps_per_dispatch=1, warmup=0, iters=1,
@@ -167,3 +169,48 @@ def test_torch_compile_column_times_the_compiled_twin(tmp_path):
     text = benchmark.write_outputs([row], benchmark.environment(torch_bench, 1), tmp_path)
     assert "| torch.compile s | compiled torch ms/step | JAX/compiled torch |" in text
     assert "double backward" in benchmark.NO_TORCH_COMPILE["wgan_gp"]
+
+
+def test_bfloat16_runs_the_jax_step_in_mixed_precision_and_says_so(tmp_path):
+    """--compute_dtype=bfloat16: the dispatch's convolutions and matmuls take bfloat16 (the params
+    stay float32), the row and the table's header name the dtype, the roofline is bfloat16's."""
+    def dtypes(compute_dtype):
+        j = benchmark.prepare_jax("small_conv", 4, 1, compute_dtype=compute_dtype)
+        text = j["lowered"].as_text()
+        ops = re.findall(r"stablehlo\.(?:convolution|dot_general).*\) -> tensor<[^>]*x(\w+)>", text)
+        return set(ops), j
+    ops32, _ = dtypes("float32")
+    ops16, j = dtypes("bfloat16")
+    assert ops32 == {"f32"} and ops16 == {"bf16"}, (ops32, ops16)
+    assert j["params"] == 15_120
+    env = benchmark.environment(None, 1, "bfloat16")
+    assert env["compute_dtype"] == "bfloat16" and "matmul_blas_gflop_per_s" not in env
+    assert env["matmul_peak_gflop_per_s"] == max(env["matmul_xla_gflop_per_s"], env["matmul_xla_f32_acc_gflop_per_s"])
+    [row] = benchmark.run_benchmark(["small_conv"], [4], steps_per_dispatch=1, warmup=0, iters=1,
+                                    matmul_peak=env["matmul_peak_gflop_per_s"], compute_dtype="bfloat16")
+    assert row["compute_dtype"] == "bfloat16" and row["jax_steps_per_s"] > 0
+    assert "bfloat16 matmul peak" in benchmark.write_outputs([row], env, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["small_conv", "wgan_gp"])
+def test_bfloat16_runs_the_torch_twin_under_autocast(monkeypatch, name):
+    """The torch side of a bfloat16 row computes its convolutions in bfloat16 (torch.autocast),
+    its float32 row in float32; the WGAN-GP's penalty (a double backward) runs under it too."""
+    bench_torch = pytest.importorskip("experiments.bench_torch")
+    import torch
+
+    seen = set()
+    build = bench_torch.build
+
+    def build_with_hooks(model_name):
+        model = build(model_name)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.register_forward_hook(lambda mod, inputs, out: seen.add(out.dtype))
+        return model
+    monkeypatch.setattr(bench_torch, "build", build_with_hooks)
+    for dtype, expected in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        seen.clear()
+        repeat, _ = bench_torch.prepare_train_steps(name, 2, 1, threads=1, compute_dtype=dtype)
+        repeat()
+        assert seen == {expected}, (dtype, seen)
