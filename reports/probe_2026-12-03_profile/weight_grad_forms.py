@@ -6,7 +6,7 @@ per batch chunk summed, and one split-K matmul per kernel tap. Each form is chec
 """
 from gdl_jax import runtime
 
-runtime.configure(__name__)
+runtime.configure()   # the XLA flag, without the huge-page restart: as measured
 import time, numpy as np, jax, jax.numpy as jnp
 from jax import lax
 from gdl_jax.models import conv as C
