@@ -168,7 +168,7 @@ JAX_COLUMNS = [("model", "model", "{}"), ("batch_size", "batch", "{}"), ("device
                ("jax_compile_s", "JAX compile s", "{:.1f}"), ("jax_ms_per_step", "JAX ms/step", "{:.2f}"),
                ("jax_steps_per_s", "JAX steps/s", "{:.1f}"), ("jax_images_per_s", "JAX img/s", "{:,.0f}"),
                ("jax_epoch_s", "JAX epoch s", "{:.0f}"),
-               ("gflop_per_step", "GFLOP/step", "{:.3f}"), ("jax_gflop_per_s", "JAX GFLOP/s", "{:.1f}"),
+               ("model_gflop_per_step", "GFLOP/step", "{:.3f}"), ("jax_gflop_per_s", "JAX GFLOP/s", "{:.1f}"),
                ("jax_of_matmul_peak", "of matmul peak", "{:.0%}"), ("jax_peak_mib", "JAX MiB", "{:,.0f}"),
                ("feeder_images_per_s", "feeder img/s", "{:,.0f}")]
 TORCH_COLUMNS = [("torch_ms_per_step", "torch ms/step", "{:.2f}"),
@@ -249,12 +249,14 @@ def _peak_bytes(compiled) -> int | None:
             - m.alias_size_in_bytes)
 
 
-def matmul_gflop_per_s(n: int = 2048, iters: int = 10, dtype: str = "float32") -> dict[str, float]:
+def matmul_gflop_per_s(n: int | None = None, iters: int = 10, dtype: str = "float32") -> dict[str, float]:
     """The device's measured roofline in `dtype`: GFLOP/s of an n x n x n matmul by XLA on device
     0 ('xla'); for bfloat16 also accumulated in float32 ('xla_f32_acc': how hardware peaks are
     quoted; on a 2-core Zen 4 XLA ran it 2x as fast as the bfloat16 product, whose path has no
     bfloat16 kernels there); for float32 on a CPU backend by numpy's BLAS ('blas'; on that Zen 4
-    2x XLA's). 'peak' is the fastest, the yardstick for the achieved FLOP/s of the training steps."""
+    1.1-2x XLA's). 'peak' is the fastest, the yardstick for the achieved FLOP/s of the training steps."""
+    # n: 2048 on a CPU; 8192 on an accelerator, whose 2048^3 product is over in microseconds
+    n = n or (2048 if jax.devices()[0].platform == "cpu" else 8192)
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
     rate = lambda f: 2 * n**3 / hardware.median_seconds(lambda: jax.block_until_ready(f(a)), iters) / 1e9
     rates = {"xla": rate(jax.jit(lambda a: a @ a))}
@@ -272,8 +274,9 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     """Compiles the training dispatch on a mesh over the first `devices` devices (default: all)
     under the data-parallel `backend` and the convolution form mode in force ('auto': the one
     gdl_jax.train.autotune picks, as training does; returned as `conv_forms`), the model
-    computing in `compute_dtype`. Returns its params, compile seconds, FLOPs per step, the
-    lowered dispatch, and `repeat`: runs one dispatch (k steps) to completion."""
+    computing in `compute_dtype`. Returns its params, compile seconds, FLOPs per step (XLA's
+    count for one device's program, and the model's, `hardware.model_flops`), the lowered
+    dispatch, and `repeat`: runs one dispatch (k steps) to completion."""
     mesh = parallel.make_mesh(devices)
     parallel.check_batch_size(batch_size, mesh)
     workload = WORKLOADS[model_name]
@@ -299,6 +302,13 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
         lowered = build().lower(state, *args)
         compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
+    # the model's FLOPs, counted on the step as one program over the global batch: under 'pmap'
+    # the dispatch is per-device code, whose jaxpr holds one device's share
+    count_state = (state if parallel.axis_name(backend) is None
+                   else workload.init(model_kwargs or {}, jax.random.PRNGKey(seed), None, compute_dtype)[0])
+    whole = make_dispatch(parallel.data_parallel(workload.step_fn, "sharded", mesh), feeder.batch, k)
+    with conv.forms(forms):
+        model_flops = hardware.model_flops(whole, count_state, *args)
 
     def repeat() -> None:
         nonlocal state  # donated by each call: always rebind
@@ -307,7 +317,8 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     flops = _flops(compiled)
     return {"params": params, "compile_s": compile_s, "peak_bytes": _peak_bytes(compiled), "conv_forms": forms,
             "lowered": lowered,
-            "flops_per_step": flops / k if flops is not None else None, "repeat": repeat}
+            "flops_per_step": flops / k if flops is not None else None, "model_flops_per_step": model_flops / k,
+            "repeat": repeat}
 
 
 def feeder_images_per_s(data_dir: str, batch_size: int, k: int, workers: int, dispatches: int = 20,
@@ -406,9 +417,11 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
     `timed_rounds`); compute_dtype: what both sides compute in ('bfloat16': mixed precision).
 
     All JAX variants and torch alternate (`time_interleaved`). Throughputs are per second of
-    median step time; FLOPs are XLA's count for the compiled dispatch (per device program)
-    divided by its k steps. With matmul_peak (GFLOP/s, `matmul_gflop_per_s()["peak"]`), each row also
-    gives the step's FLOP/s over all its devices as a fraction of it.
+    median step time. FLOPs per step are the model's (`hardware.model_flops` on the dispatch's
+    jaxpr, the whole program: 'model_gflop_per_step', 'jax_gflop_per_s') and XLA's cost analysis
+    of one device's compiled program ('gflop_per_step'), both divided by its k steps. With
+    matmul_peak (GFLOP/s, `matmul_gflop_per_s()["peak"]`), each row also gives the model's FLOP/s
+    as a fraction of it.
     """
     devices = list(devices or [jax.device_count()])
     conv_forms = list(conv_forms or [conv.forms_mode()])
@@ -462,15 +475,15 @@ def _row(name: str, batch_size: int, devices: int, backend: str, j: dict, s_per_
          steps_per_dispatch: int, model_kwargs: dict | None, torch_s: float | None,
          matmul_peak: float | None = None) -> dict:
     """One table row from a JAX variant's timing (and torch's median seconds per step)."""
-    flops = j["flops_per_step"]
+    flops, model_flops = j["flops_per_step"], j["model_flops_per_step"]
     row = {"model": name, "model_kwargs": model_kwargs or {}, "batch_size": batch_size, "devices": devices,
            "parallel": backend, "params": j["params"], "steps_per_dispatch": steps_per_dispatch,
            "jax_compile_s": j["compile_s"], "jax_ms_per_step": 1e3 * s_per_step, "jax_steps_per_s": 1 / s_per_step,
            "jax_images_per_s": batch_size / s_per_step,
            "jax_epoch_s": WORKLOADS[name].epoch_size // batch_size * s_per_step,
-           "gflop_per_step": flops / 1e9 if flops else None,
-           "jax_gflop_per_s": flops / 1e9 / s_per_step if flops else None,
-           "jax_of_matmul_peak": flops * devices / 1e9 / s_per_step / matmul_peak if flops and matmul_peak else None,
+           "gflop_per_step": flops / 1e9 if flops else None, "model_gflop_per_step": model_flops / 1e9,
+           "jax_gflop_per_s": model_flops / 1e9 / s_per_step,
+           "jax_of_matmul_peak": model_flops / 1e9 / s_per_step / matmul_peak if matmul_peak else None,
            "jax_peak_mib": j["peak_bytes"] / 2**20 if j["peak_bytes"] is not None else None}
     if torch_s is not None:
         row.update(torch_ms_per_step=1e3 * torch_s, torch_steps_per_s=1 / torch_s,

@@ -1,11 +1,14 @@
 """experiments/benchmark.py on the smallest setting, torch's twin models, and bad flags."""
 
 import json
+import os
+import pathlib
 import re
 import subprocess
 import sys
 import time
 
+import jax.numpy as jnp
 import pytest
 
 import experiments
@@ -15,7 +18,8 @@ from gdl_jax.errors import ConfigError
 ROW_KEYS = {"model", "model_kwargs", "batch_size", "devices", "parallel", "conv_forms", "params", "steps_per_dispatch",
             "timed_rounds", "compute_dtype",
             "jax_compile_s", "jax_ms_per_step", "jax_steps_per_s", "jax_images_per_s", "jax_epoch_s", "gflop_per_step",
-            "jax_gflop_per_s", "jax_of_matmul_peak", "jax_peak_mib"}
+            "model_gflop_per_step", "jax_gflop_per_s", "jax_of_matmul_peak", "jax_peak_mib"}
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 TORCH_KEYS = {"torch_ms_per_step", "torch_steps_per_s", "torch_images_per_s", "torch_epoch_s", "jax_over_torch"}
 
 
@@ -214,3 +218,45 @@ def test_bfloat16_runs_the_torch_twin_under_autocast(monkeypatch, name):
         repeat, _ = bench_torch.prepare_train_steps(name, 2, 1, threads=1, compute_dtype=dtype)
         repeat()
         assert seen == {expected}, (dtype, seen)
+
+
+def test_model_flops_count_the_jaxpr_and_agree_with_xla_on_cpu():
+    """hardware.model_flops: an MLP step holds at least its matmuls' multiply-adds (forward,
+    weight gradients, and the input gradients of layers 2-3) plus Adam's per-param work, and
+    the benchmark's per-step count agrees with XLA's own cost analysis of the CPU program (an
+    independent count) within 10%, for a dense and a conv model, per step of a 2-step dispatch."""
+    from gdl_jax import hardware
+
+    relu_layer = lambda x: jnp.maximum(x @ jnp.ones((64, 32)), 0.0)
+    assert hardware.model_flops(relu_layer, jnp.ones((8, 64))) == 2 * 8 * 64 * 32 + 8 * 32   # matmul, then max
+    rows = {name: benchmark.run_benchmark([name], [8], steps_per_dispatch=2, warmup=0, iters=1)[0]
+            for name in ("mlp", "small_conv")}
+    for row in rows.values():
+        assert row["model_gflop_per_step"] == pytest.approx(row["gflop_per_step"], rel=0.1), row
+    sizes = (3072, 200, 150, 10)
+    matmuls = 2 * 8 * sum(i * o for i, o in zip(sizes, sizes[1:]))        # forward, and again for dW
+    input_grads = 2 * 8 * sum(i * o for i, o in zip(sizes[1:], sizes[2:]))
+    least = 2 * matmuls + input_grads
+    assert least < rows["mlp"]["model_gflop_per_step"] * 1e9 < least + 30 * 646_260   # + Adam's elementwise work
+
+
+@pytest.mark.slow
+def test_model_flops_are_the_whole_steps_on_every_device_count_and_backend():
+    """On 2 forced host devices the model's FLOPs per step stay the global step's (within 5% of
+    one device's) under both backends, where XLA's count is one device's program, about half;
+    'pmap''s per-device code alone would count half."""
+    script = ("from gdl_jax import runtime; runtime.configure(); import json;"
+              "from experiments import benchmark;"
+              "rows = benchmark.run_benchmark(['cnn'], [8], steps_per_dispatch=1, warmup=0, iters=1,"
+              " devices=[1, 2], backends=('sharded', 'pmap'));"
+              "print('RESULTS' + json.dumps([(r['devices'], r['model_gflop_per_step'], r['gflop_per_step'])"
+              " for r in rows]))")
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.split("RESULTS", 1)[1])
+    one = rows[0][1]
+    for devices, model, xla in rows:
+        assert model == pytest.approx(one, rel=0.05), rows
+        assert xla == pytest.approx(one / devices, rel=0.1), rows
