@@ -373,12 +373,19 @@ def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: 
 
 
 def load_torch_bench() -> ModuleType | None:
-    """experiments.bench_torch, or None (with a note on stdout) when torch is not importable."""
+    """experiments.bench_torch, or None (with a note on stdout) when torch is not importable, or
+    when JAX runs on an accelerator that torch cannot see (the `bench` extra's CPU wheel): its
+    columns would time a CPU against the accelerator."""
     try:
         from experiments import bench_torch
     except ImportError as e:
         print(f"note: PyTorch is not importable ({e}); skipping the torch columns "
               "(install it with: pip install -e '.[bench]')")
+        return None
+    if jax.default_backend() != "cpu" and bench_torch.device() == "cpu":
+        print(f"note: JAX runs on {jax.default_backend()} but this torch sees no GPU "
+              f"({bench_torch.torch.__version__}); skipping the torch columns (a CUDA build of torch "
+              "times the twin on the GPU)")
         return None
     return bench_torch
 

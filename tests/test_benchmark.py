@@ -134,6 +134,17 @@ def test_missing_torch_is_a_note_not_a_failure(monkeypatch, capsys):
     assert "skipping the torch columns" in capsys.readouterr().out
 
 
+def test_torch_without_the_accelerator_jax_runs_on_is_a_note_not_a_cpu_column(monkeypatch, capsys):
+    """JAX on a GPU with the CPU torch wheel: no torch columns (they would time the CPU against
+    the GPU), and a note that says why; a CPU run keeps them."""
+    bench_torch = pytest.importorskip("experiments.bench_torch")
+    assert benchmark.load_torch_bench() is bench_torch
+    monkeypatch.setattr(benchmark.jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(bench_torch, "device", lambda: "cpu")
+    assert benchmark.load_torch_bench() is None
+    assert "JAX runs on gpu but this torch sees no GPU" in capsys.readouterr().out
+
+
 def test_autoencoder_workloads_run_on_both_sides():
     torch_bench = benchmark.load_torch_bench()
     rows = benchmark.run_benchmark(["vae"], [8], steps_per_dispatch=1, warmup=0, iters=1,
