@@ -11,6 +11,7 @@ SAME pads (0, 1): same output shapes and FLOPs, so the same work to time.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Callable
 
@@ -179,10 +180,14 @@ class _GAN(nn.Module):
         return [*self.generator_dense.parameters(), *self.generator_convs.parameters()]
 
 
-def _gan_steps(model: _GAN, lr_d: float = 8e-4, lr_g: float = 4e-4) -> Callable[[torch.Tensor], None]:
+def _gan_steps(model: _GAN, autocast: Callable = contextlib.nullcontext, lr_d: float = 8e-4,
+               lr_g: float = 4e-4) -> Callable[[torch.Tensor], None]:
     """One full GAN update as the book's train step: the discriminator on real (label 1), then on
     as many generated images (label 0, generator in inference mode), then the generator through
-    the discriminator with its params frozen (requires_grad off: no weight gradients wasted)."""
+    the discriminator with its params frozen (requires_grad off: no weight gradients wasted).
+    Each forward pass and its loss run under `autocast()`, the backward passes and optimizer
+    steps outside it (inside, autocast would reuse its casts of weights an optimizer step has
+    since changed)."""
     d, bce = model.discriminator, nn.BCEWithLogitsLoss()
     opt_d = torch.optim.RMSprop(d.parameters(), lr=lr_d, alpha=0.9, eps=1e-7)
     opt_g = torch.optim.RMSprop(model.generator_params(), lr=lr_g, alpha=0.9, eps=1e-7)
@@ -191,14 +196,19 @@ def _gan_steps(model: _GAN, lr_d: float = 8e-4, lr_g: float = 4e-4) -> Callable[
         n = real.shape[0]
         ones, zeros = torch.ones(n, 1, device=real.device), torch.zeros(n, 1, device=real.device)
         d.requires_grad_(True)
-        fake = model.generate_frozen(n, real.device)
+        with autocast():
+            fake = model.generate_frozen(n, real.device)
         for images, labels in ((real, ones), (fake, zeros)):
             opt_d.zero_grad(set_to_none=True)
-            bce(d(images), labels).backward()
+            with autocast():
+                loss = bce(d(images), labels)
+            loss.backward()
             opt_d.step()
         d.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
-        bce(d(model.generate(torch.randn(n, model.z_dim, device=real.device))), ones).backward()
+        with autocast():
+            loss = bce(d(model.generate(torch.randn(n, model.z_dim, device=real.device))), ones)
+        loss.backward()
         opt_g.step()
 
     return step
@@ -208,14 +218,15 @@ def _adam_wgan_gp(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
 
 
-def _wgan_steps(model: _GAN, n_critic: int = 5, clip_value: float | None = None, gp_weight: float = 0.0,
+def _wgan_steps(model: _GAN, autocast: Callable = contextlib.nullcontext, n_critic: int = 5,
+                clip_value: float | None = None, gp_weight: float = 0.0,
                 make_optimizer: Callable = _adam_wgan_gp) -> Callable[[torch.Tensor], None]:
     """One full WGAN / WGAN-GP update as the book's: n_critic critic updates, each on its own
     slice of the real batch, then one generator update on -mean critic(G(z)) with the critic
     frozen. WGAN (clip_value): a step on -mean critic(real), one on mean critic(fake), then every
     critic weight clamped to [-clip_value, clip_value]. WGAN-GP (gp_weight): one step on both
     terms + gp_weight x the gradient penalty (torch.autograd.grad with create_graph=True at random
-    interpolates, one alpha per image)."""
+    interpolates, one alpha per image). Forward passes under `autocast()`, as in `_gan_steps`."""
     critic = model.discriminator
     opt_c, opt_g = make_optimizer(critic.parameters()), make_optimizer(model.generator_params())
 
@@ -228,16 +239,23 @@ def _wgan_steps(model: _GAN, n_critic: int = 5, clip_value: float | None = None,
         critic.requires_grad_(True)
         for real in real_chunks.chunk(n_critic):
             n = real.shape[0]
-            fake = model.generate_frozen(n, real.device)
+            with autocast():
+                fake = model.generate_frozen(n, real.device)
             if gp_weight:
                 alpha = torch.rand(n, 1, 1, 1, device=real.device)
                 x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-                grads = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)[0]
+                with autocast():
+                    out = critic(x_hat).sum()
+                grads = torch.autograd.grad(out, x_hat, create_graph=True)[0]
                 penalty = ((1 - grads.flatten(1).norm(dim=1)) ** 2).mean()
-                critic_step(-critic(real).mean() + critic(fake).mean() + gp_weight * penalty)
+                with autocast():
+                    loss = -critic(real).mean() + critic(fake).mean()
+                critic_step(loss + gp_weight * penalty)
             else:
-                critic_step(-critic(real).mean())
-                critic_step(critic(fake).mean())
+                for images, sign in ((real, -1), (fake, 1)):
+                    with autocast():
+                        loss = sign * critic(images).mean()
+                    critic_step(loss)
             if clip_value is not None:
                 with torch.no_grad():
                     for p in critic.parameters():
@@ -245,7 +263,9 @@ def _wgan_steps(model: _GAN, n_critic: int = 5, clip_value: float | None = None,
         critic.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
         n = real_chunks.shape[0] // n_critic
-        (-critic(model.generate(torch.randn(n, model.z_dim, device=real_chunks.device))).mean()).backward()
+        with autocast():
+            loss = -critic(model.generate(torch.randn(n, model.z_dim, device=real_chunks.device))).mean()
+        loss.backward()
         opt_g.step()
 
     return step
@@ -260,9 +280,9 @@ BUILDERS = {"mlp": _mlp, "small_conv": _small_conv, "cnn": _cnn,
             "gan": _GAN, "wgan": lambda: _GAN("horses"), "wgan_gp": lambda: _GAN("faces")}
 CONV_MODELS = frozenset({"small_conv", "cnn", "autoencoder", "vae", "vae_faces", "gan", "wgan", "wgan_gp"})
 REAL_BATCHES_PER_STEP = {"wgan": 5, "wgan_gp": 5}   # n_critic: a WGAN step takes a real batch per critic update
-ADVERSARIAL_STEPS = {"gan": _gan_steps,
-                     "wgan": lambda m: _wgan_steps(m, clip_value=0.01, make_optimizer=_rmsprop_keras(5e-5)),
-                     "wgan_gp": lambda m: _wgan_steps(m, gp_weight=10.0)}
+ADVERSARIAL_STEPS = {"gan": _gan_steps,   # (model, autocast) -> the full update
+                     "wgan": lambda m, a: _wgan_steps(m, a, clip_value=0.01, make_optimizer=_rmsprop_keras(5e-5)),
+                     "wgan_gp": lambda m, a: _wgan_steps(m, a, gp_weight=10.0)}
 INPUT_SHAPES = {"autoencoder": (1, 28, 28), "vae": (1, 28, 28), "vae_faces": (3, 128, 128),
                 "gan": (1, 28, 28), "wgan_gp": (3, 64, 64)}  # others: (3, 32, 32)
 
@@ -317,7 +337,7 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
                         compute_dtype: str = "float32") -> tuple[Callable[[], None], int]:
     """(repeat, model parameter count): `repeat` runs `steps_per_repeat` train steps on
     pre-generated random batches; with `compiled`, under torch.compile (`compile_model`: the
-    first repeat compiles); with compute_dtype 'bfloat16', each step under
+    first repeat compiles); with compute_dtype 'bfloat16', each forward pass and loss under
     `torch.autocast(dtype=torch.bfloat16)` (PyTorch's mixed precision: convolutions and matmuls
     in bfloat16, params, optimizer and losses float32, as the JAX side's `compute_dtype`).
 
@@ -332,7 +352,8 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
     if compiled:
         model = compile_model(name, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
-    gan_step = ADVERSARIAL_STEPS.get(name, lambda m: None)(model)
+    autocast = lambda: torch.autocast(dev, dtype=torch.bfloat16, enabled=compute_dtype == "bfloat16")
+    gan_step = ADVERSARIAL_STEPS.get(name, lambda m, a: None)(model, autocast)
     loss_fn = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
     memory_format = torch.channels_last if name in CONV_MODELS else torch.contiguous_format
@@ -344,13 +365,10 @@ def prepare_train_steps(name: str, batch_size: int, steps_per_repeat: int, threa
         y = torch.from_numpy(rng.integers(0, NUM_CLASSES, batch_size)).long().to(dev)
         batches.append((x, y))
 
-    autocast = lambda: torch.autocast(dev, dtype=torch.bfloat16, enabled=compute_dtype == "bfloat16")
-
     def repeat() -> None:
         for x, y in batches:
             if gan_step is not None:
-                with autocast():   # the whole update: its forward passes sit between optimizer steps
-                    gan_step(x * 2 - 1)
+                gan_step(x * 2 - 1)
                 continue
             optimizer.zero_grad(set_to_none=True)
             with autocast():

@@ -304,8 +304,8 @@ def prepare_jax(model_name: str, batch_size: int, k: int, model_kwargs: dict | N
     compile_s = time.perf_counter() - t0
     # the model's FLOPs, counted on the step as one program over the global batch: under 'pmap'
     # the dispatch is per-device code, whose jaxpr holds one device's share
-    count_state = (state if parallel.axis_name(backend) is None
-                   else workload.init(model_kwargs or {}, jax.random.PRNGKey(seed), None, compute_dtype)[0])
+    count_state = (state if parallel.axis_name(backend) is None else jax.eval_shape(
+        lambda key: workload.init(model_kwargs or {}, key, None, compute_dtype)[0], jax.random.PRNGKey(seed)))
     whole = make_dispatch(parallel.data_parallel(workload.step_fn, "sharded", mesh), feeder.batch, k)
     with conv.forms(forms):
         model_flops = hardware.model_flops(whole, count_state, *args)
@@ -374,8 +374,8 @@ def time_interleaved(repeats: Sequence[Callable[[], None]], warmup: int, iters: 
 
 def load_torch_bench() -> ModuleType | None:
     """experiments.bench_torch, or None (with a note on stdout) when torch is not importable, or
-    when JAX runs on an accelerator that torch cannot see (the `bench` extra's CPU wheel): its
-    columns would time a CPU against the accelerator."""
+    when JAX runs on an accelerator that this torch cannot use (a CPU-only build): its columns
+    would time a CPU against the accelerator."""
     try:
         from experiments import bench_torch
     except ImportError as e:
@@ -383,9 +383,8 @@ def load_torch_bench() -> ModuleType | None:
               "(install it with: pip install -e '.[bench]')")
         return None
     if jax.default_backend() != "cpu" and bench_torch.device() == "cpu":
-        print(f"note: JAX runs on {jax.default_backend()} but this torch sees no GPU "
-              f"({bench_torch.torch.__version__}); skipping the torch columns (a CUDA build of torch "
-              "times the twin on the GPU)")
+        print(f"note: JAX runs on {jax.default_backend()} but this torch ({bench_torch.torch.__version__}) "
+              "sees no accelerator; skipping the torch columns (a torch that sees it times the twin there)")
         return None
     return bench_torch
 
@@ -427,8 +426,8 @@ def run_benchmark(model_names: Sequence[str], batch_sizes: Sequence[int], steps_
     median step time. FLOPs per step are the model's (`hardware.model_flops` on the dispatch's
     jaxpr, the whole program: 'model_gflop_per_step', 'jax_gflop_per_s') and XLA's cost analysis
     of one device's compiled program ('gflop_per_step'), both divided by its k steps. With
-    matmul_peak (GFLOP/s, `matmul_gflop_per_s()["peak"]`), each row also gives the model's FLOP/s
-    as a fraction of it.
+    matmul_peak (GFLOP/s, `matmul_gflop_per_s()["peak"]`: one device's), each row also gives the
+    model's FLOP/s over all its devices as a fraction of it (past 1 is possible on several devices).
     """
     devices = list(devices or [jax.device_count()])
     conv_forms = list(conv_forms or [conv.forms_mode()])

@@ -5,31 +5,45 @@ of 30 jitted calls, and the patches alone.
 
     python reports/probe_2026-12-03_profile/first_layer_forms.py
 """
+
 from gdl_jax import runtime
 
 runtime.configure(__name__)
 import time, numpy as np, jax, jax.numpy as jnp
 from jax import lax
 from gdl_jax.models import conv as C
+
+
 def timeit(f, *a, n=30):
-    for _ in range(3): jax.block_until_ready(f(*a))
+    for _ in range(3):
+        jax.block_until_ready(f(*a))
     ts = []
     for _ in range(n):
-        t = time.perf_counter(); jax.block_until_ready(f(*a)); ts.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        jax.block_until_ready(f(*a))
+        ts.append(time.perf_counter() - t)
     return 1e3 * float(np.median(ts))
+
 
 def planar_cols(x, kh, kw, s, p):
     """(kh*kw*cin, n*ho*wo) patches, rows in w.reshape(-1, cout)'s order."""
     n, h, w_, cin = x.shape
-    ho = (h + sum(p[0]) - kh) // s[0] + 1; wo = (w_ + sum(p[1]) - kw) // s[1] + 1
+    ho = (h + sum(p[0]) - kh) // s[0] + 1
+    wo = (w_ + sum(p[1]) - kw) // s[1] + 1
     xp = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (*p[0], 0), (*p[1], 0), (0, 0, 0)]).transpose(3, 0, 1, 2)
-    rows = [lax.slice(xp, (c, 0, t, u), (c + 1, n, t + (ho - 1) * s[0] + 1, u + (wo - 1) * s[1] + 1), (1, 1, s[0], s[1]))
-            for t in range(kh) for u in range(kw) for c in range(cin)]
+    rows = [
+        lax.slice(xp, (c, 0, t, u), (c + 1, n, t + (ho - 1) * s[0] + 1, u + (wo - 1) * s[1] + 1), (1, 1, s[0], s[1]))
+        for t in range(kh)
+        for u in range(kw)
+        for c in range(cin)
+    ]
     return jnp.concatenate(rows, 0).reshape(kh * kw * cin, n * ho * wo), (n, ho, wo)
+
 
 def planar_fwd(x, w, s, p):
     cols, (n, ho, wo) = planar_cols(x, *w.shape[:2], s, p)
     return lax.dot_general(cols, w.reshape(-1, w.shape[3]), (((0,), (0,)), ((), ()))).reshape(n, ho, wo, -1)
+
 
 def planar_loss(x, w, dy, s, p):
     cols, (n, ho, wo) = planar_cols(x, *w.shape[:2], s, p)
@@ -37,19 +51,27 @@ def planar_loss(x, w, dy, s, p):
     dw = (cols @ dy.reshape(-1, dy.shape[-1])).reshape(w.shape)
     return y, dw
 
+
 def cur_loss(x, w, dy, s, p):
     y, vjp = jax.vjp(lambda w: C._thin_conv(x, w, s, p), w)
     return y, vjp(dy)[0]
+
 
 def lax_loss(x, w, dy, s, p):
     y, vjp = jax.vjp(lambda w: C._conv(x, w, s, p), w)
     return y, vjp(dy)[0]
 
+
 key = jax.random.PRNGKey(0)
 for batch in (32, 128):
-    for name, hw, k, cin, cout, st in [("CNN L1 3->32 3x3 s1 32x32", 32, 3, 3, 32, 1), ("AE L1 1->32 3x3 s1 28x28", 28, 3, 1, 32, 1)]:
-        x = jax.random.normal(key, (batch, hw, hw, cin)); w = jax.random.normal(key, (k, k, cin, cout))
-        s = (st, st); p = tuple(map(tuple, lax.padtype_to_pads((hw, hw), (k, k), s, "SAME")))
+    for name, hw, k, cin, cout, st in [
+        ("CNN L1 3->32 3x3 s1 32x32", 32, 3, 3, 32, 1),
+        ("AE L1 1->32 3x3 s1 28x28", 28, 3, 1, 32, 1),
+    ]:
+        x = jax.random.normal(key, (batch, hw, hw, cin))
+        w = jax.random.normal(key, (k, k, cin, cout))
+        s = (st, st)
+        p = tuple(map(tuple, lax.padtype_to_pads((hw, hw), (k, k), s, "SAME")))
         dy = jax.random.normal(key, C._conv(x, w, s, p).shape)
         ref = jax.jit(lax_loss, static_argnums=(3, 4))(x, w, dy, s, p)
         row = [f"b{batch} {name}"]
@@ -59,6 +81,7 @@ for batch in (32, 128):
             err = max(float(jnp.abs(a - b).max() / jnp.abs(b).max()) for a, b in zip(out, ref))
             assert err < 1e-5, (nm, err)
             row.append(f"{nm} {timeit(lambda *a: jf(*a, s, p), x, w, dy):.2f}")
-        jp = jax.jit(lambda x: planar_cols(x, k, k, s, p)[0]); jc = jax.jit(lambda x: C._im2col(x, k, k, s, p))
+        jp = jax.jit(lambda x: planar_cols(x, k, k, s, p)[0])
+        jc = jax.jit(lambda x: C._im2col(x, k, k, s, p))
         row.append(f"cols: concat {timeit(jc, x):.2f} planar {timeit(jp, x):.2f}")
         print(" | ".join(row), flush=True)

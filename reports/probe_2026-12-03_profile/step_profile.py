@@ -10,6 +10,7 @@ Symbol-level view of the same step (user-space samples; perf_event_paranoid <= 2
     perf record -F 999 -g -p <its pid> -o cnn.perf -- sleep 15
     perf report -i cnn.perf --no-children --sort dso,symbol -g none --stdio
 """
+
 from gdl_jax import runtime
 
 runtime.configure(__name__)
@@ -36,7 +37,7 @@ conv.set_forms("rule")
 j = benchmark.prepare_jax(model, batch, K)
 for _ in range(3):
     j["repeat"]()
-if hold:   # run for `hold` seconds for an outside profiler
+if hold:  # run for `hold` seconds for an outside profiler
     print("START", flush=True)
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < hold:
