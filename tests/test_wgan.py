@@ -236,7 +236,8 @@ def test_wgan_gp_on_streamed_faces_resumes_to_the_same_result(tmp_path):
     config = _tiny_wgan_config(root, gp=True)
     whole = tasks.train_and_evaluate(config, tmp_path / "whole")
     assert whole["model"] == "wgan" and "gradient_penalty" in whole["last_100_steps"]
-    assert (tmp_path / "whole" / "fig_4_19_history.png").stat().st_size > 0
+    for name in ("fig_4_18_samples_during_training.png", "fig_4_19_history.png"):
+        assert (tmp_path / "whole" / name).stat().st_size > 0
     assert (whole["novelty"]["held_out_images"], whole["novelty"]["training_images_searched"]) == (4, 6)
     import gdl_jax  # the WGAN-GP's generator loads like the GAN's: faces in [0, 1]
 
