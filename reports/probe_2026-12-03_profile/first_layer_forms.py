@@ -9,20 +9,12 @@ of 30 jitted calls, and the patches alone.
 from gdl_jax import runtime
 
 runtime.configure(__name__)
-import time, numpy as np, jax, jax.numpy as jnp
-from jax import lax
-from gdl_jax.models import conv as C
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from _common import case, ms  # noqa: E402
+from jax import lax  # noqa: E402
 
-
-def timeit(f, *a, n=30):
-    for _ in range(3):
-        jax.block_until_ready(f(*a))
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*a))
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
+from gdl_jax.models import conv as C  # noqa: E402
 
 
 def planar_cols(x, kh, kw, s, p):
@@ -62,17 +54,12 @@ def lax_loss(x, w, dy, s, p):
     return y, vjp(dy)[0]
 
 
-key = jax.random.PRNGKey(0)
 for batch in (32, 128):
     for name, hw, k, cin, cout, st in [
         ("CNN L1 3->32 3x3 s1 32x32", 32, 3, 3, 32, 1),
         ("AE L1 1->32 3x3 s1 28x28", 28, 3, 1, 32, 1),
     ]:
-        x = jax.random.normal(key, (batch, hw, hw, cin))
-        w = jax.random.normal(key, (k, k, cin, cout))
-        s = (st, st)
-        p = tuple(map(tuple, lax.padtype_to_pads((hw, hw), (k, k), s, "SAME")))
-        dy = jax.random.normal(key, C._conv(x, w, s, p).shape)
+        x, w, dy, s, p = case(batch, hw, k, cin, cout, st)
         ref = jax.jit(lax_loss, static_argnums=(3, 4))(x, w, dy, s, p)
         row = [f"b{batch} {name}"]
         for nm, f in [("lax", lax_loss), ("im2col", cur_loss), ("planar", planar_loss)]:
@@ -80,8 +67,8 @@ for batch in (32, 128):
             out = jf(x, w, dy, s, p)
             err = max(float(jnp.abs(a - b).max() / jnp.abs(b).max()) for a, b in zip(out, ref))
             assert err < 1e-5, (nm, err)
-            row.append(f"{nm} {timeit(lambda *a: jf(*a, s, p), x, w, dy):.2f}")
+            row.append(f"{nm} {ms(lambda *a: jf(*a, s, p), x, w, dy, n=30):.2f}")
         jp = jax.jit(lambda x: planar_cols(x, k, k, s, p)[0])
         jc = jax.jit(lambda x: C._im2col(x, k, k, s, p))
-        row.append(f"cols: concat {timeit(jc, x):.2f} planar {timeit(jp, x):.2f}")
+        row.append(f"cols: concat {ms(jc, x, n=30):.2f} planar {ms(jp, x, n=30):.2f}")
         print(" | ".join(row), flush=True)

@@ -8,26 +8,16 @@ calls. Run with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 for the numbers in the REA
 from gdl_jax import runtime
 
 runtime.configure(__name__)
-import time, numpy as np, jax, jax.numpy as jnp
-from jax import lax
-
-
-def timeit(f, *a, n=20):
-    for _ in range(3):
-        f(*a).block_until_ready()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f(*a).block_until_ready()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
-
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from _common import ms  # noqa: E402
+from jax import lax  # noqa: E402
 
 key = jax.random.PRNGKey(0)
 x = jax.random.normal(key, (128, 32, 32, 32))
 dy = jax.random.normal(key, (128, 16, 16, 32))
 big = jax.random.normal(key, (128, 16, 16, 288))
-print("copy 37MB (x*2)", timeit(jax.jit(lambda a: a * 2), big))
+print("copy 37MB (x*2)", ms(jax.jit(lambda a: a * 2), big))
 
 
 def slices(x):
@@ -36,15 +26,15 @@ def slices(x):
 
 
 f = jax.jit(lambda x: jnp.stack(slices(x), 0))
-print("stack axis0", timeit(f, x))
+print("stack axis0", ms(f, x))
 f = jax.jit(lambda x: jnp.stack(slices(x), -2))
-print("stack axis -2", timeit(f, x))
+print("stack axis -2", ms(f, x))
 f = jax.jit(lambda x: jnp.concatenate(slices(x), -1))
-print("concat -1", timeit(f, x))
+print("concat -1", ms(f, x))
 f = jax.jit(lambda x: slices(x)[4] * 1)
-print("one slice", timeit(f, x))
+print("one slice", ms(f, x))
 f = jax.jit(lambda x: sum(slices(x)))
-print("sum of 9 slices", timeit(f, x))
+print("sum of 9 slices", ms(f, x))
 
 
 def s2d(x):
@@ -56,10 +46,10 @@ def s2d(x):
 
 
 f = jax.jit(s2d)
-print("s2d stack axis0", timeit(f, x))
+print("s2d stack axis0", ms(f, x))
 g = jax.jit(
     lambda x, dy: lax.dot_general(
         jnp.stack(slices(x), 0).reshape(9, -1, 32), dy.reshape(-1, 32), (((1,), (0,)), ((), ()))
     )
 )
-print("stack0 + batched dot", timeit(g, x, dy))
+print("stack0 + batched dot", ms(g, x, dy))

@@ -7,18 +7,9 @@ chunks (a batched matmul, then a sum); median ms of 25 calls and GFLOP/s.
 from gdl_jax import runtime
 
 runtime.configure()  # the XLA flag, without the huge-page restart: as measured
-import time, numpy as np, jax, jax.numpy as jnp
-
-
-def timeit(f, *a, n=25):
-    f(*a).block_until_ready()
-    f(*a).block_until_ready()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f(*a).block_until_ready()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from _common import ms  # noqa: E402
 
 
 def plain(a, b):
@@ -59,11 +50,11 @@ for n, m, k in [
     fl = 2 * n * m * k
     ref = jax.jit(plain)(a, b)
     row = [f"N={n} M={m} K={k}"]
-    t = timeit(jax.jit(plain), a, b)
+    t = ms(jax.jit(plain), a, b, n=25)
     row.append(f"plain {t:.2f}ms {fl / t / 1e6:.0f}GF/s")
     for p in [2, 4, 8, 16, 32, 64]:
         f = jax.jit(splitk(p))
         err = float(jnp.abs(f(a, b) - ref).max() / jnp.abs(ref).max())
-        t = timeit(f, a, b)
+        t = ms(f, a, b, n=25)
         row.append(f"p{p} {t:.2f} ({fl / t / 1e6:.0f}) e{err:.0e}")
     print(" | ".join(row), flush=True)

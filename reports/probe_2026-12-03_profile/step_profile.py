@@ -25,9 +25,9 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
 from experiments import benchmark  # noqa: E402
+from gdl_jax.hardware import median_seconds  # noqa: E402
 from gdl_jax.models import conv  # noqa: E402
 
 model, batch = sys.argv[1], int(sys.argv[2])
@@ -42,12 +42,7 @@ if hold:  # run for `hold` seconds for an outside profiler
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < hold:
         j["repeat"]()
-times = []
-for _ in range(20):
-    t0 = time.perf_counter()
-    j["repeat"]()
-    times.append(time.perf_counter() - t0)
-print(f"{model} batch {batch}: {1e3 * np.median(times) / K:.1f} ms/step")
+print(f"{model} batch {batch}: {1e3 * median_seconds(j['repeat'], 20) / K:.1f} ms/step")
 with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
         for _ in range(DISPATCHES):

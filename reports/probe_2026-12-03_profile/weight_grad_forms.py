@@ -8,34 +8,11 @@ per batch chunk summed, and one split-K matmul per kernel tap. Each form is chec
 from gdl_jax import runtime
 
 runtime.configure()  # the XLA flag, without the huge-page restart: as measured
-import time, numpy as np, jax, jax.numpy as jnp
-from jax import lax
-from gdl_jax.models import conv as C
+import jax.numpy as jnp  # noqa: E402
+from _common import case, im2col_sk, lax_wg, time_weight_grads  # noqa: E402
+from jax import lax  # noqa: E402
 
-
-def timeit(f, *a, n=20):
-    for _ in range(3):
-        f(*a).block_until_ready()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f(*a).block_until_ready()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
-
-
-def lax_wg(x, w, dy, s, p):
-    return C._weight_grad(x, w, s, p, dy)
-
-
-def im2col_sk(P):
-    def f(x, w, dy, s, p):
-        cols = C._im2col(x, *w.shape[:2], s, p)
-        a = cols.reshape(P, -1, cols.shape[-1])
-        b = dy.reshape(P, -1, dy.shape[-1])
-        return lax.dot_general(a, b, (((1,), (1,)), ((0,), (0,)))).sum(0).reshape(w.shape)
-
-    return f
+from gdl_jax.models import conv as C  # noqa: E402
 
 
 def chunked_lax(P):
@@ -66,7 +43,12 @@ def taps_sk(P):
     return f
 
 
-key = jax.random.PRNGKey(0)
+forms = {
+    "lax": lax_wg,
+    **{f"im2col_sk{P}": im2col_sk(P) for P in (4, 16)},
+    **{f"chunk{P}": chunked_lax(P) for P in (2, 4)},
+    **{f"taps_sk{P}": taps_sk(P) for P in (1, 4, 16)},
+}
 cases = [
     ("L2 32->32 s2 32x32", 32, 32, 32, 2),
     ("L3 32->64 s1 16x16", 16, 32, 64, 1),
@@ -74,24 +56,4 @@ cases = [
 ]
 for batch in (32, 128):
     for name, hw, cin, cout, st in cases:
-        x = jax.random.normal(key, (batch, hw, hw, cin))
-        w = jax.random.normal(key, (3, 3, cin, cout))
-        s = (st, st)
-        p = tuple(map(tuple, lax.padtype_to_pads((hw, hw), (3, 3), s, "SAME")))
-        dy = jax.random.normal(key, C._conv(x, w, s, p).shape)
-        forms = {"lax": lax_wg}
-        for P in (4, 16):
-            forms[f"im2col_sk{P}"] = im2col_sk(P)
-        for P in (2, 4):
-            forms[f"chunk{P}"] = chunked_lax(P)
-        for P in (1, 4, 16):
-            forms[f"taps_sk{P}"] = taps_sk(P)
-        ref = jax.jit(lax_wg, static_argnums=(3, 4))(x, w, dy, s, p)
-        row = [f"b{batch} {name}"]
-        for k, f in forms.items():
-            jf = jax.jit(f, static_argnums=(3, 4))
-            g = lambda x, w, dy: jf(x, w, dy, s, p)
-            err = float(jnp.abs(g(x, w, dy) - ref).max() / jnp.abs(ref).max())
-            assert err < 1e-5, (k, err)
-            row.append(f"{k} {timeit(g, x, w, dy):.2f}")
-        print(" | ".join(row), flush=True)
+        print(time_weight_grads(f"b{batch} {name}", forms, *case(batch, hw, 3, cin, cout, st), n=20), flush=True)
