@@ -10,8 +10,8 @@ from gdl_jax.models import conv as C
 
 
 def ms(f, *args, n: int = 20) -> float:
-    """Median ms of `n` calls of the jitted `f(*args)`, after 3 untimed ones (compilation, caches)
-    and the one `median_seconds` adds."""
+    """Median ms of `n` calls of `f(*args)` (a jitted function, or torch work that returns when
+    done), after 3 untimed ones (compilation, caches) and the one `median_seconds` adds."""
     call = lambda: jax.block_until_ready(f(*args))  # noqa: E731
     for _ in range(3):
         call()

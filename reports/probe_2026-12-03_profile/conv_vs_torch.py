@@ -15,7 +15,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import case, ms  # noqa: E402
 
-from gdl_jax.hardware import median_seconds  # noqa: E402
 from gdl_jax.models import conv as C  # noqa: E402
 
 torch.set_num_threads(2)
@@ -43,19 +42,17 @@ def torch_ms(x, w, dy, s, p, first):
     dyt = torch.from_numpy(np.array(dy)).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
     xt.requires_grad_(not first)
     wt.requires_grad_(True)
-    # torch pads symmetrically: pad the input as SAME does (more at the end) first
+    # torch pads symmetrically: where SAME pads more at the end, pad the input first
     (plo, phi), (qlo, qhi) = p
+    asymmetric = (plo, qlo) != (phi, qhi)
 
     def step():
         wt.grad = None
-        xp = torch.nn.functional.pad(xt, (qlo, qhi, plo, phi)) if (plo, qlo) != (phi, qhi) else xt
-        pad = 0 if (plo, qlo) != (phi, qhi) else (plo, qlo)
-        y = torch.nn.functional.conv2d(xp, wt, stride=s, padding=pad)
+        xp = torch.nn.functional.pad(xt, (qlo, qhi, plo, phi)) if asymmetric else xt
+        y = torch.nn.functional.conv2d(xp, wt, stride=s, padding=0 if asymmetric else (plo, qlo))
         y.backward(dyt)
 
-    for _ in range(3):
-        step()
-    return 1e3 * median_seconds(step, 20), wt.grad.permute(2, 3, 1, 0).numpy()
+    return ms(step, n=20), wt.grad.permute(2, 3, 1, 0).numpy()
 
 
 for model, layers in LAYERS.items():
