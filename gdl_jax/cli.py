@@ -11,7 +11,7 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from gdl_jax.errors import ConfigError, GdlError
+from gdl_jax.errors import ConfigError, GdlError, Stopped
 
 # what loading a config file and applying its overrides raises for bad input (a config file's own
 # bugs included: a syntax error, a name it misspells)
@@ -83,8 +83,12 @@ def config_path() -> pathlib.Path:
 
 
 def run_or_exit(fn: Callable[[], None]) -> None:
-    """Runs fn; a GdlError (bad input) exits with one line instead of a traceback."""
+    """Runs fn; a GdlError (bad input) exits with one line instead of a traceback, and so does a
+    run stopped by a signal (with status 128 + the signal's number, as the signal would have)."""
     try:
         fn()
     except GdlError as e:
         sys.exit(f"error: {e}")
+    except Stopped as e:
+        print(e, file=sys.stderr)
+        sys.exit(128 + e.signum)

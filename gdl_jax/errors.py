@@ -1,4 +1,7 @@
-"""Errors that describe bad user input; binaries print them as one line, without a traceback."""
+"""Errors that describe bad user input, and a stopped run; binaries print them as one line,
+without a traceback."""
+
+import signal
 
 
 class GdlError(Exception):
@@ -15,3 +18,12 @@ class DataError(GdlError, ValueError):
 
 class CheckpointError(GdlError, ValueError):
     """A checkpoint or workdir is unreadable or belongs to a different run."""
+
+
+class Stopped(Exception):
+    """A run stopped by a signal (Ctrl-C, `kill`) after saving a checkpoint of `step`."""
+
+    def __init__(self, signum: int, step: int):
+        self.signum, self.step = signum, step
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, its checkpoint saved: "
+                         "run the same command again to go on from there")

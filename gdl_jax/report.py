@@ -31,6 +31,7 @@ from gdl_jax.runtime import PARENT_PID_ENV
 LOG_TAIL = 20  # lines of a failed row's log in the report
 RUNS_FILE = "runs.json"   # in a row's workdir: its runs so far and their wall time
 RUNS_EVERY_S = 60.0       # how often a running row saves it
+STOP_GRACE_S = 300.0      # how long an interrupted report waits for its row's process to stop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +148,8 @@ def _run(rows: Sequence[Row], preset: str, out: pathlib.Path, env: dict[str, str
 @contextlib.contextmanager
 def _exit_on_termination() -> Iterator[None]:
     """SIGTERM and SIGHUP (a `kill`, a closed terminal) end the run as Ctrl-C does: the running
-    row's process is killed too, not left training on its own (it resumes from its checkpoint)
-    and holding its workdir's lock."""
+    row's process is stopped too (run_row), not left training on its own and holding its
+    workdir's lock."""
     if threading.current_thread() is not threading.main_thread():   # handlers go on the main thread only
         yield
         return
@@ -200,14 +201,28 @@ class _Runs:
         self._save(self.wall_s)
 
 
+def _relay(proc: subprocess.Popen, name: str, log, lines: list[str], echo: bool) -> int:
+    """Copies the process's output to `log` and `lines` (and, with echo, stderr) until it ends;
+    returns its exit status."""
+    for line in proc.stdout:
+        log.write(line)
+        lines.append(line.rstrip("\n"))
+        if echo:
+            print(f"  {name}| {line}", end="", file=sys.stderr, flush=True)
+    return proc.wait()
+
+
 def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
             env: dict[str, str] | None, echo: bool) -> dict:
     """Runs one row's command to the end (its output appended to workdir/log.txt and, with echo,
     printed to stderr). A row run again (resumed from its checkpoints, or finished and only
-    re-evaluated) reports its wall time over all its runs. The row's process ends with this one:
-    killed here when this one is interrupted, and by the kernel when it is killed outright (the
-    binaries' `runtime.configure` asks for that when $GDL_JAX_EXIT_WITH_PARENT names their
-    parent)."""
+    re-evaluated) reports its wall time over all its runs. The row's process ends with this one.
+    When this one is interrupted (Ctrl-C, `kill`), it sends the row's process one SIGTERM (a
+    training loop then stops after its dispatch with a checkpoint: gdl_jax.train.loop) and waits
+    up to STOP_GRACE_S for it before killing it; the row runs in a session of its own, so that
+    a terminal's Ctrl-C reaches it only that way, once. When this one is killed outright the
+    kernel kills the row's process (the binaries' `runtime.configure` asks for that when
+    $GDL_JAX_EXIT_WITH_PARENT names their parent)."""
     workdir.mkdir(parents=True, exist_ok=True)
     entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
              "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
@@ -221,17 +236,18 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
         proc = None
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True,
                                     env={**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())})
-            for line in proc.stdout:
-                log.write(line)
-                lines.append(line.rstrip("\n"))
-                if echo:
-                    print(f"  {row.name}| {line}", end="", file=sys.stderr, flush=True)
-            code = proc.wait()
-        finally:   # interrupted (Ctrl-C, kill): the row's process goes too (it resumes from its checkpoint)
+            code = _relay(proc, row.name, log, lines, echo)
+        finally:   # interrupted (Ctrl-C, kill): the row's process stops too (it resumes from its checkpoint)
             if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                proc.terminate()
+                timer = threading.Timer(STOP_GRACE_S, proc.kill)
+                timer.start()
+                try:
+                    _relay(proc, row.name, log, lines, echo)
+                finally:
+                    timer.cancel()
     entry["wall_s"], entry["runs"] = runs.wall_s, runs.runs
     if runs.runs > 1:
         notes.append(f"wall time over {runs.runs} runs of this row, each going on from the last one's checkpoint")

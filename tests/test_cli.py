@@ -158,3 +158,31 @@ def test_a_relative_directory_lock_is_released_after_a_chdir(tmp_path, monkeypat
         monkeypatch.chdir(tmp_path / "b")
     with open(tmp_path / "a" / "wd" / outputs.LOCK_FILE, "a+") as other:
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)   # BlockingIOError if still held
+
+
+def test_kill_stops_training_with_a_checkpoint_in_one_line(cifar_dir, tmp_path):
+    """`kill` (SIGTERM) of a training binary: it saves the step it reached and says so in one line
+    with status 143 (128 + SIGTERM), no traceback; the same command goes on from there."""
+    import signal
+    import time
+
+    from gdl_jax.train.metrics import read_jsonl
+
+    wd = tmp_path / "wd"
+    args = [sys.executable, "-m", "experiments.main", "--config=experiments/configs/mlp_cifar10.py",
+            f"--workdir={wd}", "--config.num_steps=1000000", "--config.log_every_steps=2",
+            "--config.checkpoint_every_steps=1000000"]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "GDL_DATA_DIR": str(cifar_dir)},
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (wd / "metrics.jsonl").is_file() or not (wd / "metrics.jsonl").stat().st_size:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    step = int(re.fullmatch(r"stopped by SIGTERM at step (\d+), its checkpoint saved: "
+                            r"run the same command again to go on from there", last)[1])
+    assert [p.name for p in (wd / "checkpoints").iterdir()] == [str(step)]
+    assert read_jsonl(wd / "metrics.jsonl")[-1]["step"] == step

@@ -166,7 +166,8 @@ def _report_with_a_sleeping_row(tmp_path, row_setup: str = "", parent_setup: str
         report.run((row,), "quick", {str(tmp_path / "out")!r}, env={{"PYTHONPATH": {str(tmp_path / "mods")!r}}},
                    echo=False)
     ''')
-    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)   # a group of its own: a test's Ctrl-C reaches only it
     deadline = time.monotonic() + 120
     while not pid_file.is_file() or not pid_file.read_text():
         assert parent.poll() is None and time.monotonic() < deadline, parent.stderr.read()
@@ -193,6 +194,55 @@ def test_a_terminated_report_run_takes_its_rows_process_with_it(tmp_path, nohup)
     deadline = time.monotonic() + 10
     while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:   # reaped by the parent: gone
         time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{child}")
+
+
+# A row that, on SIGTERM, takes a second to "save", says so and exits; it notes every signal it got.
+_SAVING_ROW = """import signal
+got = []
+def note(signum, frame):
+    got.append(signal.Signals(signum).name)
+def save_and_exit(signum, frame):
+    note(signum, frame)
+    time.sleep(1)
+    print("row saved", flush=True)
+    pathlib.Path(sys.argv[1] + ".saved").write_text(" ".join(got))
+    sys.exit(128 + signum)
+signal.signal(signal.SIGINT, note)
+signal.signal(signal.SIGTERM, save_and_exit)
+"""
+
+
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_an_interrupted_report_run_waits_for_its_row_to_stop(tmp_path, how):
+    """The report sends its row one SIGTERM and waits for it (a training loop stops after its
+    dispatch with a checkpoint) instead of killing it mid-save. A terminal's Ctrl-C goes to the
+    report's whole process group; the row, in a session of its own, gets only the SIGTERM."""
+    import signal
+
+    parent, child = _report_with_a_sleeping_row(tmp_path, row_setup=_SAVING_ROW)
+    if how == "kill":
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    else:
+        os.killpg(parent.pid, signal.SIGINT)
+        assert parent.wait(timeout=60) != 0
+    assert (tmp_path / "row.pid.saved").read_text() == "SIGTERM"
+    assert "row saved" in (tmp_path / "out" / "rows" / "s" / "log.txt").read_text()
+    assert not os.path.exists(f"/proc/{child}")
+
+
+def test_a_row_that_does_not_stop_is_killed_after_the_grace_time(tmp_path):
+    import signal
+    import time
+
+    parent, child = _report_with_a_sleeping_row(
+        tmp_path, row_setup="import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n",
+        parent_setup="from gdl_jax import report as r\nr.STOP_GRACE_S = 2.0\n")
+    time_0 = time.monotonic()
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    assert 2.0 <= time.monotonic() - time_0 < 30
     assert not os.path.exists(f"/proc/{child}")
 
 

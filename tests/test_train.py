@@ -1,11 +1,13 @@
 """The training core end to end on tiny data: learning, determinism, kill-and-resume, bad input."""
 
 import json
+import os
+import signal
 
 import pytest
 
 from gdl_jax import models, parallel, tasks
-from gdl_jax.errors import CheckpointError, ConfigError
+from gdl_jax.errors import CheckpointError, ConfigError, Stopped
 from gdl_jax.train import runner
 from gdl_jax.train.metrics import JsonlWriter, read_jsonl
 
@@ -73,6 +75,31 @@ def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
     assert starts == [7]                               # the resume hides the killed run's steps 7-8
     assert shown.keys() == expected.keys() and {k for k, _ in shown} >= {"train/loss", "epoch/test_accuracy"}
     assert all(shown[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signalled_run_stops_with_a_checkpoint_and_resumes_to_the_same_result(tiny_config, tmp_path, signum):
+    """Ctrl-C or `kill` during training: the loop ends its dispatch, saves that step's checkpoint
+    (not only the last periodic one) and stops; the resumed run gives the uninterrupted run's
+    numbers. The first signal gives the handler back (a second one acts at once); leaving the
+    loop restores the handlers it found."""
+    tiny_config.num_epochs = 2
+    whole = tasks.train_and_evaluate(tiny_config, tmp_path / "whole")
+    before = signal.getsignal(signum)
+    seen = []
+
+    def signal_at_10(step, state):
+        if step == 10:
+            assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.default_int_handler)
+            os.kill(os.getpid(), signum)
+            seen.append(signal.getsignal(signum))
+    with pytest.raises(Stopped, match=f"stopped by {signal.Signals(signum).name} at step 10, its checkpoint saved"):
+        tasks.train_and_evaluate(tiny_config, tmp_path / "stopped", hooks=[signal_at_10])
+    assert seen == [before] and signal.getsignal(signum) is before
+    assert sorted(int(p.name) for p in (tmp_path / "stopped" / "checkpoints").iterdir()) == [6, 10]
+    assert read_jsonl(tmp_path / "stopped" / "metrics.jsonl")[-1]["step"] == 10
+    assert tasks.train_and_evaluate(tiny_config, tmp_path / "stopped") == whole
+    assert read_jsonl(tmp_path / "stopped" / "metrics.jsonl") == read_jsonl(tmp_path / "whole" / "metrics.jsonl")
 
 
 def test_finished_run_can_be_extended(tiny_config, tmp_path):

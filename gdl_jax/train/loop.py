@@ -4,6 +4,12 @@ Each dispatch is one jitted call that runs k train steps unrolled (a rolled `lax
 same steps measured ~30x slower on XLA:CPU) on the batches a feeder (gdl_jax.data.feeders) gives
 it: gathered on device from a data set held there, or streamed from the host and put on device
 one dispatch ahead. Per-step metrics stay on device until a log point.
+
+Ctrl-C (SIGINT) or `kill` (SIGTERM) while the loop runs stops it at the end of the dispatch in
+flight with a checkpoint of that step (`Stopped`): no finished step is lost, and the resumed run
+gives the uninterrupted run's numbers (it dispatches at the same steps). A second signal acts at
+once. In a multi-process run the signals keep their default effect (the processes would have to
+agree on the step), and it resumes from its last periodic checkpoint.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
+import signal
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -21,6 +30,7 @@ import numpy as np
 from absl import logging
 
 from gdl_jax.data.feeders import Feeder
+from gdl_jax.errors import Stopped
 from gdl_jax.models import conv
 from gdl_jax.outputs import atomic_write_text
 from gdl_jax.train import autotune
@@ -51,6 +61,35 @@ def make_dispatch(step_fn: StepFn, batch_fn: BatchFn, k: int) -> Callable:
 def eta(steps_left: int, steps_per_s: float) -> str:
     """Time left at this rate, as h:mm:ss."""
     return str(datetime.timedelta(seconds=round(steps_left / max(steps_per_s, 1e-9))))
+
+
+class _StopRequests:
+    """While in use, SIGINT and SIGTERM record a request to stop (`signum`) instead of ending the
+    process, and give their handler back, so that a second one acts at once. Only on the main
+    thread of a single-process run (handlers go on the main thread only), and only for a signal
+    with its default handler: one ignored (a background job's SIGINT) or handled by the caller
+    keeps that handler."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._before: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequests":
+        if threading.current_thread() is threading.main_thread() and jax.process_count() == 1:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler):
+                    self._before[sig] = signal.signal(sig, self._request)
+        return self
+
+    def _request(self, signum, frame) -> None:
+        self.signum = signum
+        signal.signal(signum, self._before[signum])
+        os.write(2, f"{signal.Signals(signum).name}: stopping after this dispatch with a checkpoint "
+                    "(send it again to stop at once)\n".encode())
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
 
 
 @dataclasses.dataclass
@@ -106,8 +145,8 @@ class Loop:
                 mode = autotune.conv_forms(lambda: make_dispatch(self.step_fn, self.feeder.batch, k), state,
                                            self.feeder.get(step, k))
                 self._record_mode(mode)
-        with conv.forms(mode):
-            return self._run(state, history)
+        with conv.forms(mode), _StopRequests() as stop:
+            return self._run(state, history, stop)
 
     def _recorded_mode(self) -> str | None:
         """The mode `forms_record` holds (one process only: the others of a multi-host run may
@@ -124,7 +163,7 @@ class Loop:
         if self.forms_record is not None and jax.process_count() == 1:
             atomic_write_text(self.forms_record, json.dumps({"mode": mode}) + "\n")
 
-    def _run(self, state: TrainState, history: list[dict]) -> TrainState:
+    def _run(self, state: TrainState, history: list[dict], stop: _StopRequests) -> TrainState:
         step = int(state.step)
         epoch_records = [r for r in history if r.get("kind") == "train"
                          and (r["step"] - 1) // self.steps_per_epoch == step // self.steps_per_epoch]
@@ -169,6 +208,8 @@ class Loop:
                     hook(step, state)
                 if pending_steps >= self.log_every_steps:
                     flush()
+                if stop.signum is not None:
+                    break
             flush()
             # an epoch's end, or the run's end within an epoch (a num_steps run): evaluated
             if (step % self.steps_per_epoch == 0 or step == self.total_steps) and epoch_records:
@@ -180,9 +221,12 @@ class Loop:
                 self.writer.write([record])
                 logging.info("epoch %d: %s", epoch + 1, record)
                 epoch_records = []
-            if self.checkpointer.is_due(step) or step == self.total_steps:
+            if self.checkpointer.is_due(step) or step == self.total_steps or stop.signum is not None:
                 self.writer.flush()
                 self.checkpointer.save(state)
+            if stop.signum is not None:
+                self.checkpointer.wait()
+                raise Stopped(stop.signum, step)
         self.writer.flush()
         self.checkpointer.wait()
         return state
