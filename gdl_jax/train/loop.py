@@ -7,7 +7,7 @@ one dispatch ahead. Per-step metrics stay on device until a log point.
 
 Ctrl-C (SIGINT) or `kill` (SIGTERM) while the loop runs stops it at the end of the dispatch in
 flight with a checkpoint of that step (`Stopped`): no finished step is lost, and the resumed run
-gives the uninterrupted run's numbers (it dispatches at the same steps). A second signal acts at
+gives the uninterrupted run's numbers (it dispatches at the same steps). A second Ctrl-C acts at
 once. In a multi-process run the signals keep their default effect (the processes would have to
 agree on the step), and it resumes from its last periodic checkpoint.
 """
@@ -65,10 +65,11 @@ def eta(steps_left: int, steps_per_s: float) -> str:
 
 class _StopRequests:
     """While in use, SIGINT and SIGTERM record a request to stop (`signum`) instead of ending the
-    process, and give their handler back, so that a second one acts at once. Only on the main
-    thread of a single-process run (handlers go on the main thread only), and only for a signal
-    with its default handler: one ignored (a background job's SIGINT) or handled by the caller
-    keeps that handler."""
+    process. The first SIGINT gives SIGINT's handler back, so that a second Ctrl-C acts at once;
+    SIGTERM keeps asking for the same stop (a report and its row both killed must not cut the
+    row's checkpoint short; SIGKILL stops at once). Only on the main thread of a single-process
+    run (handlers go on the main thread only), and only for a signal with its default handler:
+    one ignored (a background job's SIGINT) or handled by the caller keeps that handler."""
 
     def __init__(self):
         self.signum: int | None = None
@@ -82,10 +83,13 @@ class _StopRequests:
         return self
 
     def _request(self, signum, frame) -> None:
-        self.signum = signum
-        signal.signal(signum, self._before[signum])
-        os.write(2, f"{signal.Signals(signum).name}: stopping after this dispatch with a checkpoint "
-                    "(send it again to stop at once)\n".encode())
+        again = self.signum is not None
+        self.signum = self.signum or signum
+        if signum == signal.SIGINT:
+            signal.signal(signum, self._before[signum])
+        if not again:
+            os.write(2, f"{signal.Signals(signum).name}: stopping after this dispatch with a checkpoint "
+                        f"({'Ctrl-C again' if signum == signal.SIGINT else 'SIGKILL'} stops at once)\n".encode())
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._before.items():
