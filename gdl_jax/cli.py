@@ -3,7 +3,9 @@ instead of a traceback."""
 
 from __future__ import annotations
 
+import os
 import pathlib
+import signal
 import sys
 from typing import Callable
 
@@ -83,12 +85,14 @@ def config_path() -> pathlib.Path:
 
 
 def run_or_exit(fn: Callable[[], None]) -> None:
-    """Runs fn; a GdlError (bad input) exits with one line instead of a traceback, and so does a
-    run stopped by a signal (with status 128 + the signal's number, as the signal would have)."""
+    """Runs fn; a GdlError (bad input) exits with one line instead of a traceback. A run stopped
+    by a signal says so in one line and then dies of that signal, as an uncaught Ctrl-C does (a
+    shell loop of runs then stops too)."""
     try:
         fn()
     except GdlError as e:
         sys.exit(f"error: {e}")
     except Stopped as e:
-        print(e, file=sys.stderr)
-        sys.exit(128 + e.signum)
+        print(e, file=sys.stderr, flush=True)
+        signal.signal(e.signum, signal.SIG_DFL)
+        os.kill(os.getpid(), e.signum)

@@ -20,10 +20,14 @@ class CheckpointError(GdlError, ValueError):
     """A checkpoint or workdir is unreadable or belongs to a different run."""
 
 
-class Stopped(Exception):
-    """A run stopped by a signal (Ctrl-C, `kill`) after saving a checkpoint of `step`."""
+class Stopped(BaseException):
+    """A run stopped by a signal (Ctrl-C, `kill`) after saving a checkpoint of `step`. Not an
+    Exception, as KeyboardInterrupt is not: an `except Exception` must not carry on past it."""
 
     def __init__(self, signum: int, step: int):
+        super().__init__(signum, step)
         self.signum, self.step = signum, step
-        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, its checkpoint saved: "
-                         "run the same command again to go on from there")
+
+    def __str__(self) -> str:
+        return (f"stopped by {signal.Signals(self.signum).name} at step {self.step}, its checkpoint saved: "
+                "run the same command again to go on from there")

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TextIO
 
 from gdl_jax import hardware
 from gdl_jax.errors import ConfigError
@@ -201,15 +201,52 @@ class _Runs:
         self._save(self.wall_s)
 
 
-def _relay(proc: subprocess.Popen, name: str, log, lines: list[str], echo: bool) -> int:
-    """Copies the process's output to `log` and `lines` (and, with echo, stderr) until it ends;
-    returns its exit status."""
+def _relay(proc: subprocess.Popen, name: str, log: TextIO, lines: list[str], echo: bool) -> int:
+    """Copies the process's output to `log` and `lines` (and, with echo, stderr, while it can be
+    written: a closed terminal's is not) until it ends; returns its exit status."""
     for line in proc.stdout:
         log.write(line)
         lines.append(line.rstrip("\n"))
         if echo:
-            print(f"  {name}| {line}", end="", file=sys.stderr, flush=True)
+            try:
+                print(f"  {name}| {line}", end="", file=sys.stderr, flush=True)
+            except OSError:
+                echo = False
     return proc.wait()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL to the row's process group (the row and any decode processes it started)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:   # already gone
+        pass
+
+
+def _stop(proc: subprocess.Popen, name: str, log: TextIO, lines: list[str], echo: bool) -> None:
+    """Sends the row's process one SIGTERM and relays its output while it saves and stops, up to
+    STOP_GRACE_S; then kills it. Meanwhile more SIGTERMs and SIGHUPs to this process are ignored
+    (a `kill` of every process must not cut the row's checkpoint short); a second Ctrl-C kills
+    the row at once."""
+    if echo:
+        with contextlib.suppress(OSError):
+            print(f"waiting up to {_duration(STOP_GRACE_S)} for {name} to save its checkpoint and stop "
+                  "(Ctrl-C again kills it)", file=sys.stderr, flush=True)
+    main = threading.current_thread() is threading.main_thread()
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGHUP)} if main else {}
+    timer = threading.Timer(STOP_GRACE_S, _kill, (proc,))
+    timer.start()
+    try:
+        proc.terminate()
+        _relay(proc, name, log, lines, echo)
+    except BaseException:
+        _kill(proc)
+        proc.wait()
+        raise
+    finally:
+        timer.cancel()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
@@ -217,12 +254,11 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     """Runs one row's command to the end (its output appended to workdir/log.txt and, with echo,
     printed to stderr). A row run again (resumed from its checkpoints, or finished and only
     re-evaluated) reports its wall time over all its runs. The row's process ends with this one.
-    When this one is interrupted (Ctrl-C, `kill`), it sends the row's process one SIGTERM (a
-    training loop then stops after its dispatch with a checkpoint: gdl_jax.train.loop) and waits
-    up to STOP_GRACE_S for it before killing it; the row runs in a session of its own, so that
-    a terminal's Ctrl-C reaches it only that way, once. When this one is killed outright the
-    kernel kills the row's process (the binaries' `runtime.configure` asks for that when
-    $GDL_JAX_EXIT_WITH_PARENT names their parent)."""
+    When this one is interrupted (Ctrl-C, `kill`), it stops the row (`_stop`: one SIGTERM, and a
+    training loop saves the step it reached, gdl_jax.train.loop); the row runs in a session of
+    its own, so that a terminal's Ctrl-C reaches it only that way, once. When this one is killed
+    outright the kernel kills the row's process (the binaries' `runtime.configure` asks for that
+    when $GDL_JAX_EXIT_WITH_PARENT names their parent)."""
     workdir.mkdir(parents=True, exist_ok=True)
     entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
              "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
@@ -241,13 +277,7 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
             code = _relay(proc, row.name, log, lines, echo)
         finally:   # interrupted (Ctrl-C, kill): the row's process stops too (it resumes from its checkpoint)
             if proc is not None and proc.poll() is None:
-                proc.terminate()
-                timer = threading.Timer(STOP_GRACE_S, proc.kill)
-                timer.start()
-                try:
-                    _relay(proc, row.name, log, lines, echo)
-                finally:
-                    timer.cancel()
+                _stop(proc, row.name, log, lines, echo)
     entry["wall_s"], entry["runs"] = runs.wall_s, runs.runs
     if runs.runs > 1:
         notes.append(f"wall time over {runs.runs} runs of this row, each going on from the last one's checkpoint")

@@ -163,6 +163,18 @@ def test_stream_feeder_serves_the_device_feeders_batches(prefetch, workers, proc
         stream.close()
 
 
+def test_decode_processes_ignore_ctrl_c():
+    """A terminal's Ctrl-C reaches the decode processes too: they ignore it, so that the training
+    process's loop can stop with a checkpoint before a dead decoder breaks the feeder."""
+    import subprocess
+    import sys
+
+    code = ("import signal\nfrom gdl_jax.data import feeders\n"
+            "feeders._set_worker_source(None)\nprint(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120).stdout.strip() == "True"
+
+
 def test_the_same_dispatch_asked_twice_is_served_again_and_the_queue_goes_on():
     """The loop's convolution-form timing and its first dispatch ask for the same batches: the
     second ask gets the first's arrays (a new decode would make new ones), and the next

@@ -216,12 +216,16 @@ signal.signal(signal.SIGTERM, save_and_exit)
 @pytest.mark.parametrize("how", ["kill", "ctrl-c"])
 def test_an_interrupted_report_run_waits_for_its_row_to_stop(tmp_path, how):
     """The report sends its row one SIGTERM and waits for it (a training loop stops after its
-    dispatch with a checkpoint) instead of killing it mid-save. A terminal's Ctrl-C goes to the
-    report's whole process group; the row, in a session of its own, gets only the SIGTERM."""
+    dispatches with a checkpoint) instead of killing it mid-save; more SIGTERMs meanwhile do not
+    cut that short. A terminal's Ctrl-C goes to the report's whole process group; the row, in a
+    session of its own, gets only the SIGTERM."""
     import signal
+    import time
 
     parent, child = _report_with_a_sleeping_row(tmp_path, row_setup=_SAVING_ROW)
-    if how == "kill":
+    if how == "kill":   # twice: the second, while the row saves, is not let cut it short
+        parent.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
         parent.send_signal(signal.SIGTERM)
         assert parent.wait(timeout=60) == 128 + signal.SIGTERM
     else:

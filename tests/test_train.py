@@ -77,32 +77,50 @@ def test_killed_run_resumes_to_the_same_result(tiny_config, tmp_path):
     assert all(shown[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signalled_run_stops_with_a_checkpoint_and_resumes_to_the_same_result(tiny_config, tmp_path, signum):
-    """Ctrl-C or `kill` during training: the loop ends its dispatch, saves that step's checkpoint
-    (not only the last periodic one) and stops; the resumed run gives the uninterrupted run's
-    numbers. The first SIGINT gives its handler back (a second Ctrl-C acts at once); a second
-    SIGTERM (a report and its row both killed) asks for the same stop. Leaving the loop restores
-    the handlers it found."""
+@pytest.mark.parametrize("signum, at", [(signal.SIGTERM, 10), (signal.SIGINT, 20)])
+def test_a_signalled_run_stops_with_a_checkpoint_and_resumes_to_the_same_result(tiny_config, tmp_path, signum, at):
+    """Ctrl-C or `kill` during training (mid-epoch at step 10, at the epoch end 20): the loop ends
+    its dispatches, saves that step's checkpoint (not only the last periodic one, 6 or 18) and
+    stops; the resumed run gives the uninterrupted run's numbers. The first SIGINT gives its
+    handler back (a second Ctrl-C acts at once); a second SIGTERM (a report and its row both
+    killed) asks for the same stop. Leaving the loop restores the handlers it found."""
     tiny_config.num_epochs = 2
     whole = tasks.train_and_evaluate(tiny_config, tmp_path / "whole")
     before = signal.getsignal(signum)
     seen = []
 
-    def signal_at_10(step, state):
-        if step == 10:
+    def signal_at(step, state):
+        if step == at:
             assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.default_int_handler)
             os.kill(os.getpid(), signum)
             seen.append(signal.getsignal(signum))
             if signum == signal.SIGTERM:
                 os.kill(os.getpid(), signum)
-    with pytest.raises(Stopped, match=f"stopped by {signal.Signals(signum).name} at step 10, its checkpoint saved"):
-        tasks.train_and_evaluate(tiny_config, tmp_path / "stopped", hooks=[signal_at_10])
+    with pytest.raises(Stopped, match=f"stopped by {signal.Signals(signum).name} at step {at}, its checkpoint saved"):
+        tasks.train_and_evaluate(tiny_config, tmp_path / "stopped", hooks=[signal_at])
     assert (seen[0] is before) == (signum == signal.SIGINT) and signal.getsignal(signum) is before
-    assert sorted(int(p.name) for p in (tmp_path / "stopped" / "checkpoints").iterdir()) == [6, 10]
-    assert read_jsonl(tmp_path / "stopped" / "metrics.jsonl")[-1]["step"] == 10
+    assert max(int(p.name) for p in (tmp_path / "stopped" / "checkpoints").iterdir()) == at
+    assert read_jsonl(tmp_path / "stopped" / "metrics.jsonl")[-1]["step"] == at
     assert tasks.train_and_evaluate(tiny_config, tmp_path / "stopped") == whole
     assert read_jsonl(tmp_path / "stopped" / "metrics.jsonl") == read_jsonl(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_a_signal_during_the_last_checkpoint_still_stops_the_run(tiny_config, tmp_path, monkeypatch):
+    """A `kill` that lands while the loop waits for its final checkpoint is not dropped: the run
+    stops there (no analysis, no results.json) instead of going on to the end as if unasked."""
+    from gdl_jax.train.checkpoint import Checkpointer
+
+    tiny_config.num_epochs = 1
+    wait = Checkpointer.wait
+
+    def wait_and_signal(self):
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait(self)
+    monkeypatch.setattr(Checkpointer, "wait", wait_and_signal)
+    with pytest.raises(Stopped, match="stopped by SIGTERM at step 20"):
+        tasks.train_and_evaluate(tiny_config, tmp_path)
+    assert not (tmp_path / "results.json").exists()
 
 
 def test_finished_run_can_be_extended(tiny_config, tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import multiprocessing
+import signal
 from typing import Protocol
 
 import jax
@@ -220,8 +221,11 @@ _WORKER_SOURCE: StreamSource | None = None
 
 
 def _set_worker_source(source: StreamSource) -> None:
-    """Runs once in each decode process: the source it serves."""
+    """Runs once in each decode process: the source it serves. It ignores SIGINT: a terminal's
+    Ctrl-C reaches it too, and the training process, not its decoders, decides how to stop (its
+    loop saves a checkpoint first; closing the feeder ends the decoders)."""
     global _WORKER_SOURCE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_SOURCE = source
 
 

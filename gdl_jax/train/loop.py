@@ -5,11 +5,12 @@ same steps measured ~30x slower on XLA:CPU) on the batches a feeder (gdl_jax.dat
 it: gathered on device from a data set held there, or streamed from the host and put on device
 one dispatch ahead. Per-step metrics stay on device until a log point.
 
-Ctrl-C (SIGINT) or `kill` (SIGTERM) while the loop runs stops it at the end of the dispatch in
-flight with a checkpoint of that step (`Stopped`): no finished step is lost, and the resumed run
-gives the uninterrupted run's numbers (it dispatches at the same steps). A second Ctrl-C acts at
-once. In a multi-process run the signals keep their default effect (the processes would have to
-agree on the step), and it resumes from its last periodic checkpoint.
+Ctrl-C (SIGINT) or `kill` (SIGTERM) while the loop runs stops it once the dispatches in flight
+end (at most two: the loop lets no longer queue build up) with a checkpoint of the step reached
+(`Stopped`): no finished step is lost, and the resumed run gives the uninterrupted run's numbers
+(it dispatches at the same steps). A second Ctrl-C acts at once. In a multi-process run the
+signals keep their default effect (the processes would have to agree on the step), and it
+resumes from its last periodic checkpoint.
 """
 
 from __future__ import annotations
@@ -88,8 +89,11 @@ class _StopRequests:
         if signum == signal.SIGINT:
             signal.signal(signum, self._before[signum])
         if not again:
-            os.write(2, f"{signal.Signals(signum).name}: stopping after this dispatch with a checkpoint "
-                        f"({'Ctrl-C again' if signum == signal.SIGINT else 'SIGKILL'} stops at once)\n".encode())
+            try:   # stderr's reader may be gone (a `| tee` the same Ctrl-C ended): stop all the same
+                os.write(2, f"{signal.Signals(signum).name}: stopping after this dispatch with a checkpoint "
+                            f"({'Ctrl-C again' if signum == signal.SIGINT else 'SIGKILL'} stops at once)\n".encode())
+            except OSError:
+                pass
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._before.items():
@@ -150,7 +154,10 @@ class Loop:
                                            self.feeder.get(step, k))
                 self._record_mode(mode)
         with conv.forms(mode), _StopRequests() as stop:
-            return self._run(state, history, stop)
+            state = self._run(state, history, stop)
+            if stop.signum is not None:   # asked during the last checkpoint's wait: stop all the same
+                raise Stopped(stop.signum, int(state.step))
+            return state
 
     def _recorded_mode(self) -> str | None:
         """The mode `forms_record` holds (one process only: the others of a multi-host run may
@@ -197,14 +204,18 @@ class Loop:
                          rate, eta(self.total_steps - done, rate))
             t_last, step_last = now, records[-1]["step"]
 
+        previous = None   # the metrics of the dispatch before the last
         while step < self.total_steps:
             epoch = step // self.steps_per_epoch
             boundary = self._boundary(step)
             while step < boundary:
                 k = self._steps_in_dispatch(step)
                 state, metrics = self._dispatch[k](state, *self.feeder.get(step, k))
-                if step + k < self.total_steps:  # runs while the dispatch above computes
+                if step + k < self.total_steps and stop.signum is None:  # runs while the dispatch computes
                     self.feeder.stage(step + k, self._steps_in_dispatch(step + k))
+                if previous is not None:   # at most two dispatches in flight: a stop waits for no queue
+                    jax.block_until_ready(previous)
+                previous = metrics
                 pending.append((step, metrics))
                 pending_steps += k
                 step += k
