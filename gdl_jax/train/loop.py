@@ -6,15 +6,16 @@ it: gathered on device from a data set held there, or streamed from the host and
 one dispatch ahead. Per-step metrics stay on device until a log point.
 
 Ctrl-C (SIGINT) or `kill` (SIGTERM) while the loop runs stops it once the dispatches in flight
-end (at most two: the loop lets no longer queue build up) with a checkpoint of the step reached
-(`Stopped`): no finished step is lost, and the resumed run gives the uninterrupted run's numbers
-(it dispatches at the same steps). A second Ctrl-C acts at once. In a multi-process run the
-signals keep their default effect (the processes would have to agree on the step), and it
-resumes from its last periodic checkpoint.
+end (at most MAX_IN_FLIGHT: the loop lets no longer queue build up) with a checkpoint of the
+step reached (`Stopped`): no finished step is lost, and the resumed run gives the uninterrupted
+run's numbers (it dispatches at the same steps). A second Ctrl-C acts at once. In a
+multi-process run the signals keep their default effect (the processes would have to agree on
+the step), and it resumes from its last periodic checkpoint.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import json
@@ -39,6 +40,7 @@ from gdl_jax.train.checkpoint import Checkpointer
 from gdl_jax.train.metrics import JsonlWriter
 from gdl_jax.train.state import TrainState
 
+MAX_IN_FLIGHT = 8   # dispatches queued before the loop waits for the oldest (it bounds a stop's wait)
 StepFn = Callable[[Any, Any], tuple[Any, dict]]
 BatchFn = Callable[[tuple, int], Any]
 
@@ -204,7 +206,7 @@ class Loop:
                          rate, eta(self.total_steps - done, rate))
             t_last, step_last = now, records[-1]["step"]
 
-        previous = None   # the metrics of the dispatch before the last
+        in_flight: collections.deque = collections.deque()   # metrics of dispatches maybe not done
         while step < self.total_steps:
             epoch = step // self.steps_per_epoch
             boundary = self._boundary(step)
@@ -213,9 +215,9 @@ class Loop:
                 state, metrics = self._dispatch[k](state, *self.feeder.get(step, k))
                 if step + k < self.total_steps and stop.signum is None:  # runs while the dispatch computes
                     self.feeder.stage(step + k, self._steps_in_dispatch(step + k))
-                if previous is not None:   # at most two dispatches in flight: a stop waits for no queue
-                    jax.block_until_ready(previous)
-                previous = metrics
+                in_flight.append(metrics)
+                if len(in_flight) >= MAX_IN_FLIGHT:   # a stop waits for these, not for a long queue
+                    jax.block_until_ready(in_flight.popleft())
                 pending.append((step, metrics))
                 pending_steps += k
                 step += k
