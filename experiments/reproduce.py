@@ -22,12 +22,13 @@ from its workdir; the report then gives a row's wall time over all its runs.
 """
 
 import os
+import signal
 import sys
 
 from absl import app, flags
 
 from experiments.rows import ROWS
-from gdl_jax import report
+from gdl_jax import cli, report
 from gdl_jax.errors import ConfigError, GdlError
 
 FLAGS = flags.FLAGS
@@ -59,6 +60,8 @@ def main(argv):
         result = report.run(rows, FLAGS.preset, out, env)
     except GdlError as e:   # e.g. the output dir in use by another reproduce
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:   # the running row stopped first (report.run_row)
+        cli.die_of(signal.SIGINT, "interrupted: run the same command again to go on from each row's checkpoint")
     failed = [r["name"] for r in result["rows"] if r["status"] != "ok"]
     print(f"{out}/report.md: {len(result['rows']) - len(failed)} of {len(result['rows'])} rows ok"
           + (f"; failed: {', '.join(failed)}" if failed else ""))

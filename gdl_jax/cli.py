@@ -86,13 +86,21 @@ def config_path() -> pathlib.Path:
 
 def run_or_exit(fn: Callable[[], None]) -> None:
     """Runs fn; a GdlError (bad input) exits with one line instead of a traceback. A run stopped
-    by a signal says so in one line and then dies of that signal, as an uncaught Ctrl-C does (a
+    by a signal (a checkpoint saved: gdl_jax.train.loop), or interrupted by Ctrl-C outside
+    training, says so in one line and then dies of that signal, as an uncaught Ctrl-C does (a
     shell loop of runs then stops too)."""
     try:
         fn()
     except GdlError as e:
         sys.exit(f"error: {e}")
     except Stopped as e:
-        print(e, file=sys.stderr, flush=True)
-        signal.signal(e.signum, signal.SIG_DFL)
-        os.kill(os.getpid(), e.signum)
+        die_of(e.signum, str(e))
+    except KeyboardInterrupt:
+        die_of(signal.SIGINT, "interrupted")
+
+
+def die_of(signum: int, message: str) -> None:
+    """Prints `message` to stderr, then ends this process by `signum` with its default action."""
+    print(message, file=sys.stderr, flush=True)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -186,3 +186,13 @@ def test_kill_stops_training_with_a_checkpoint_in_one_line(cifar_dir, tmp_path):
                             r"run the same command again to go on from there", last)[1])
     assert [p.name for p in (wd / "checkpoints").iterdir()] == [str(step)]
     assert read_jsonl(wd / "metrics.jsonl")[-1]["step"] == step
+
+
+def test_ctrl_c_outside_training_is_one_line_and_dies_of_sigint():
+    """Ctrl-C while a binary loads data or compiles: one line, no traceback, and the process ends
+    by SIGINT as an uncaught Ctrl-C would (so that a shell loop of runs stops too)."""
+    import signal
+
+    code = "from gdl_jax import cli\ndef work():\n    raise KeyboardInterrupt\ncli.run_or_exit(work)\n"
+    proc = _run(["-c", code])
+    assert proc.returncode == -signal.SIGINT and proc.stderr == "interrupted\n"
