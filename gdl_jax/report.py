@@ -215,12 +215,35 @@ def _relay(proc: subprocess.Popen, name: str, log: TextIO, lines: list[str], ech
     return proc.wait()
 
 
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    """`signum` to the row's process group (the row and any decode processes it started)."""
+    with contextlib.suppress(OSError):   # already gone
+        os.killpg(proc.pid, signum)
+
+
 def _kill(proc: subprocess.Popen) -> None:
-    """SIGKILL to the row's process group (the row and any decode processes it started)."""
+    _signal_group(proc, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _job_control(proc: subprocess.Popen) -> Iterator[None]:
+    """Ctrl-Z (SIGTSTP) stops the row with this process and `fg` / `bg` (SIGCONT) continue it:
+    in a session of its own the row gets no terminal signals, and would train on meanwhile. Both
+    stop by SIGSTOP (a SIGTSTP to a process group of no terminal's job is discarded)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTSTP) is not signal.SIG_DFL):
+        yield
+        return
+    def suspend(signum, frame):
+        _signal_group(proc, signal.SIGSTOP)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    before = {signal.SIGTSTP: signal.signal(signal.SIGTSTP, suspend),
+              signal.SIGCONT: signal.signal(signal.SIGCONT, lambda signum, frame: _signal_group(proc, signal.SIGCONT))}
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:   # already gone
-        pass
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _stop(proc: subprocess.Popen, name: str, log: TextIO, lines: list[str], echo: bool) -> None:
@@ -256,9 +279,10 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     re-evaluated) reports its wall time over all its runs. The row's process ends with this one.
     When this one is interrupted (Ctrl-C, `kill`), it stops the row (`_stop`: one SIGTERM, and a
     training loop saves the step it reached, gdl_jax.train.loop); the row runs in a session of
-    its own, so that a terminal's Ctrl-C reaches it only that way, once. When this one is killed
-    outright the kernel kills the row's process (the binaries' `runtime.configure` asks for that
-    when $GDL_JAX_EXIT_WITH_PARENT names their parent)."""
+    its own, so that a terminal's Ctrl-C reaches it only that way, once (and Ctrl-Z through
+    `_job_control`). When this one is killed outright the kernel kills the row's process (the
+    binaries' `runtime.configure` asks for that when $GDL_JAX_EXIT_WITH_PARENT names their
+    parent)."""
     workdir.mkdir(parents=True, exist_ok=True)
     entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
              "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
@@ -274,7 +298,8 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     start_new_session=True,
                                     env={**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())})
-            code = _relay(proc, row.name, log, lines, echo)
+            with _job_control(proc):
+                code = _relay(proc, row.name, log, lines, echo)
         finally:   # interrupted (Ctrl-C, kill): the row's process stops too (it resumes from its checkpoint)
             if proc is not None and proc.poll() is None:
                 _stop(proc, row.name, log, lines, echo)

@@ -236,6 +236,32 @@ def test_an_interrupted_report_run_waits_for_its_row_to_stop(tmp_path, how):
     assert not os.path.exists(f"/proc/{child}")
 
 
+def test_ctrl_z_stops_the_row_with_the_report_and_fg_continues_both(tmp_path):
+    """The row, in a session of its own, gets no terminal signals: the report stops it with
+    itself on Ctrl-Z (SIGTSTP) and continues it on `fg` / `bg` (SIGCONT)."""
+    import signal
+    import time
+
+    def state(pid):
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+
+    def wait_for(pid, states):
+        deadline = time.monotonic() + 30
+        while state(pid) not in states and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return state(pid)
+
+    parent, child = _report_with_a_sleeping_row(tmp_path)
+    try:
+        parent.send_signal(signal.SIGTSTP)
+        assert wait_for(parent.pid, "T") == "T" and wait_for(child, "T") == "T"
+        parent.send_signal(signal.SIGCONT)
+        assert wait_for(parent.pid, "SR") in "SR" and wait_for(child, "SR") in "SR"
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=60)
+
+
 def test_a_row_that_does_not_stop_is_killed_after_the_grace_time(tmp_path):
     import signal
     import time
