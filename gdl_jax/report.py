@@ -146,23 +146,29 @@ def _run(rows: Sequence[Row], preset: str, out: pathlib.Path, env: dict[str, str
 
 
 @contextlib.contextmanager
-def _exit_on_termination() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a `kill`, a closed terminal) end the run as Ctrl-C does: the running
-    row's process is stopped too (run_row), not left training on its own and holding its
-    workdir's lock."""
-    if threading.current_thread() is not threading.main_thread():   # handlers go on the main thread only
+def _signal_handlers(handlers: dict[int, Any]) -> Iterator[None]:
+    """`handlers` (signal -> handler) in force for the block, the ones before restored after; on
+    the main thread only (elsewhere nothing changes: handlers go on the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    def leave(signum, frame):
-        raise SystemExit(128 + signum)
-    # only where the signal would end the process anyway: a SIGHUP that `nohup` ignores stays ignored
-    before = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)
-              if signal.getsignal(sig) is signal.SIG_DFL}
+    before = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def _exit_on_termination() -> contextlib.AbstractContextManager:
+    """SIGTERM and SIGHUP (a `kill`, a closed terminal) end the run as Ctrl-C does: the running
+    row's process is stopped too (run_row), not left training on its own and holding its
+    workdir's lock. Only where the signal would end the process anyway: a SIGHUP that `nohup`
+    ignores stays ignored."""
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+    return _signal_handlers({sig: leave for sig in (signal.SIGTERM, signal.SIGHUP)
+                             if signal.getsignal(sig) is signal.SIG_DFL})
 
 
 class _Runs:
@@ -225,25 +231,17 @@ def _kill(proc: subprocess.Popen) -> None:
     _signal_group(proc, signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def _job_control(proc: subprocess.Popen) -> Iterator[None]:
+def _job_control(proc: subprocess.Popen) -> contextlib.AbstractContextManager:
     """Ctrl-Z (SIGTSTP) stops the row with this process and `fg` / `bg` (SIGCONT) continue it:
     in a session of its own the row gets no terminal signals, and would train on meanwhile. Both
     stop by SIGSTOP (a SIGTSTP to a process group of no terminal's job is discarded)."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTSTP) is not signal.SIG_DFL):
-        yield
-        return
     def suspend(signum, frame):
         _signal_group(proc, signal.SIGSTOP)
         os.kill(os.getpid(), signal.SIGSTOP)
-    before = {signal.SIGTSTP: signal.signal(signal.SIGTSTP, suspend),
-              signal.SIGCONT: signal.signal(signal.SIGCONT, lambda signum, frame: _signal_group(proc, signal.SIGCONT))}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+    if signal.getsignal(signal.SIGTSTP) is not signal.SIG_DFL:   # the caller's choice stands
+        return contextlib.nullcontext()
+    return _signal_handlers({signal.SIGTSTP: suspend,
+                             signal.SIGCONT: lambda signum, frame: _signal_group(proc, signal.SIGCONT)})
 
 
 def _stop(proc: subprocess.Popen, name: str, log: TextIO, lines: list[str], echo: bool) -> None:
@@ -255,21 +253,18 @@ def _stop(proc: subprocess.Popen, name: str, log: TextIO, lines: list[str], echo
         with contextlib.suppress(OSError):
             print(f"waiting up to {_duration(STOP_GRACE_S)} for {name} to save its checkpoint and stop "
                   "(Ctrl-C again kills it)", file=sys.stderr, flush=True)
-    main = threading.current_thread() is threading.main_thread()
-    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGHUP)} if main else {}
     timer = threading.Timer(STOP_GRACE_S, _kill, (proc,))
     timer.start()
     try:
-        proc.terminate()
-        _relay(proc, name, log, lines, echo)
+        with _signal_handlers({signal.SIGTERM: signal.SIG_IGN, signal.SIGHUP: signal.SIG_IGN}):
+            proc.terminate()
+            _relay(proc, name, log, lines, echo)
     except BaseException:
         _kill(proc)
         proc.wait()
         raise
     finally:
         timer.cancel()
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
