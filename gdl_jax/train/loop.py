@@ -182,7 +182,8 @@ class Loop:
                          and (r["step"] - 1) // self.steps_per_epoch == step // self.steps_per_epoch]
         pending: list[tuple[int, dict]] = []
         pending_steps = 0
-        t_last, step_last = time.perf_counter(), step
+        start = step
+        t_last, step_last = time.perf_counter(), step   # the rate's clock, set again after the first dispatch
 
         def flush() -> None:
             nonlocal t_last, step_last, pending_steps
@@ -200,10 +201,10 @@ class Loop:
             now = time.perf_counter()
             done = records[-1]["step"]
             rate = (done - step_last) / max(now - t_last, 1e-9)
-            logging.info("step %d/%d (%.0f%%)  %s  (%.1f steps/s, %s left)", done, self.total_steps,
-                         100 * done / self.total_steps,
+            speed = f"  ({rate:.1f} steps/s, {eta(self.total_steps - done, rate)} left)" if done > step_last else ""
+            logging.info("step %d/%d (%.0f%%)  %s%s", done, self.total_steps, 100 * done / self.total_steps,
                          "  ".join(f"{k} {v:.4f}" for k, v in records[-1].items() if k not in ("step", "kind")),
-                         rate, eta(self.total_steps - done, rate))
+                         speed)
             t_last, step_last = now, records[-1]["step"]
 
         in_flight: collections.deque = collections.deque()   # metrics of dispatches maybe not done
@@ -220,6 +221,9 @@ class Loop:
                     jax.block_until_ready(in_flight.popleft())
                 pending.append((step, metrics))
                 pending_steps += k
+                if step == start:   # its compile is no step's time
+                    jax.block_until_ready(metrics)
+                    t_last, step_last = time.perf_counter(), step + k
                 step += k
                 for hook in self.hooks:
                     hook(step, state)
