@@ -320,3 +320,47 @@ def _tensorboard_scalars(folder) -> tuple[dict[tuple[str, int], float], list[int
             for value in event.summary.value:
                 shown[(value.tag, event.step)] = value.simple_value
     return shown, starts
+
+
+@pytest.mark.parametrize("max_in_flight", [2, 4])
+def test_the_host_runs_at_most_max_in_flight_dispatches_ahead(tmp_path, monkeypatch, max_in_flight):
+    """A stop waits for the dispatches in flight, so the loop keeps them few: with a step slower
+    than the host, the hook after dispatch i runs only once dispatch i - MAX_IN_FLIGHT + 1 is
+    done, so the hooks spread over the run; without the cap the host would issue every dispatch,
+    and run every hook, at once, long before the device is done."""
+    import time
+
+    import flax
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from gdl_jax import data as gdata
+    from gdl_jax.models import conv
+    from gdl_jax.train import loop
+    from gdl_jax.train.checkpoint import Checkpointer
+
+    @flax.struct.dataclass
+    class Counter:
+        step: jax.Array
+
+    def step_fn(state, batch):   # tens of ms of matrix products that depend on the state
+        x = jnp.full((384, 384), 1e-3) + state.step.astype(jnp.float32) * 1e-6
+        for _ in range(10):
+            x = jnp.tanh(x @ x)
+        return state.replace(step=state.step + 1), {"loss": jnp.mean(x) + jnp.mean(batch[0])}
+
+    n = 12
+    data = gdata.ArrayData(np.zeros((4 * n, 2, 2, 1), np.uint8), np.zeros(4 * n, np.int32), ("a",))
+    mesh = parallel.make_mesh()
+    feeder = gdata.DeviceFeeder(gdata.to_device(data, mesh), jax.random.PRNGKey(0), 4, mesh)
+    hooked = []
+    monkeypatch.setattr(loop, "MAX_IN_FLIGHT", max_in_flight)
+    with conv.forms("rule"), Checkpointer(tmp_path / "checkpoints", every_steps=100) as checkpointer, \
+            JsonlWriter(tmp_path / "metrics.jsonl") as writer:
+        final = loop.Loop(step_fn, feeder, n, 1, checkpointer, writer, log_every_steps=100,
+                          hooks=[lambda step, state: hooked.append(time.perf_counter())]).run(Counter(jnp.int32(0)), [])
+        int(final.step)
+        done = time.perf_counter()
+    per_step = (done - hooked[0]) / (n - 1)   # a step's mean time, from the first hook on
+    assert hooked[-1] - hooked[0] >= 0.5 * (n - max_in_flight) * per_step
