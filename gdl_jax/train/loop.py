@@ -94,7 +94,8 @@ class _StopRequests:
             signal.signal(signum, self._before[signum])
         if not again:
             try:   # stderr's reader may be gone (a `| tee` the same Ctrl-C ended): stop all the same
-                os.write(2, f"{signal.Signals(signum).name}: stopping after this dispatch with a checkpoint "
+                os.write(2, f"{signal.Signals(signum).name}: stopping once the dispatches in flight end, "
+                            "with a checkpoint "
                             f"({'Ctrl-C again' if signum == signal.SIGINT else 'SIGKILL'} stops at once)\n".encode())
             except OSError:
                 pass
