@@ -3,7 +3,9 @@
 A row is one reproduced result: the binary and flags that make it, the book's numbers, and which
 fields of its results.json are ours. Each row runs as `python -m <module> <flags>` with its own
 workdir (rows/<name>/), so a crash or a bad flag fails that row only; the report marks it failed
-with the end of its log and the other rows still run. Progress (which row, the child's own step
+with the end of its log and the other rows still run. A row ended by Ctrl-C or `kill` (of the
+report or of the row) is marked stopped: running the same command again goes on from its last
+checkpoint. Progress (which row, the child's own step
 and time-left lines, the whole run's time left) goes to stderr while it runs; report.md (figures
 embedded) and report.json are rewritten after every row.
 """
@@ -28,7 +30,8 @@ from gdl_jax.errors import ConfigError
 from gdl_jax.outputs import atomic_write_text, locked
 from gdl_jax.runtime import PARENT_PID_ENV
 
-LOG_TAIL = 20  # lines of a failed row's log in the report
+LOG_TAIL = 20  # lines of a failed or stopped row's log in the report
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)   # a row ended by one of these was stopped, not failed
 RUNS_FILE = "runs.json"   # in a row's workdir: its runs so far and their wall time
 RUNS_EVERY_S = 60.0       # how often a running row saves it
 STOP_GRACE_S = 300.0      # how long an interrupted report waits for its row's process to stop
@@ -136,12 +139,15 @@ def _run(rows: Sequence[Row], preset: str, out: pathlib.Path, env: dict[str, str
         left = f", about {_duration(done / i * (len(rows) - i))} left" if i else ""
         print(f"[{i + 1}/{len(rows)}] {row.name}: {row.title} ({_duration(done)} elapsed{left})",
               file=sys.stderr, flush=True)
-        report["rows"].append(run_row(row, command(row, preset, workdirs, failed), workdirs[row.name],
-                                      [n for n in row.needs if n in failed], env, echo))
-        if report["rows"][-1]["status"] != "ok":
+        entry, interruption = run_row(row, command(row, preset, workdirs, failed), workdirs[row.name],
+                                      [n for n in row.needs if n in failed], env, echo)
+        report["rows"].append(entry)
+        if entry["status"] != "ok":
             failed.add(row.name)
         report["wall_s"] = time.perf_counter() - t_start
         write(report, out)
+        if interruption is not None:
+            raise interruption
     return report
 
 
@@ -267,13 +273,28 @@ def _stop(proc: subprocess.Popen, name: str, log: TextIO, lines: list[str], echo
         timer.cancel()
 
 
+def _exit_error(code: int) -> str | None:
+    """What a row's exit status says went wrong; None for 0."""
+    if code < 0:
+        return f"ended by {signal.Signals(-code).name}"
+    return f"exit status {code}" if code else None
+
+
+def _stopped(code: int) -> bool:
+    """Whether the row's process ended by a stop signal: died of it (the binaries' way, gdl_jax.cli)
+    or exited with 128 + its number (a shell's)."""
+    return any(code in (-sig, 128 + sig) for sig in STOP_SIGNALS)
+
+
 def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
-            env: dict[str, str] | None, echo: bool) -> dict:
+            env: dict[str, str] | None, echo: bool) -> tuple[dict, BaseException | None]:
     """Runs one row's command to the end (its output appended to workdir/log.txt and, with echo,
-    printed to stderr). A row run again (resumed from its checkpoints, or finished and only
-    re-evaluated) reports its wall time over all its runs. The row's process ends with this one.
-    When this one is interrupted (Ctrl-C, `kill`), it stops the row (`_stop`: one SIGTERM, and a
-    training loop saves the step it reached, gdl_jax.train.loop); the row runs in a session of
+    printed to stderr); returns its report entry and, when this process was interrupted
+    meanwhile, the interruption, for the caller to raise once the entry is saved. A row run
+    again (resumed from its checkpoints, or finished and only re-evaluated) reports its wall time
+    over all its runs. The row's process ends with this one. When this one is interrupted
+    (Ctrl-C, `kill`), it stops the row (`_stop`: one SIGTERM, and a training loop saves the step
+    it reached, gdl_jax.train.loop; the entry says "stopped"); the row runs in a session of
     its own, so that a terminal's Ctrl-C reaches it only that way, once (and Ctrl-Z through
     `_job_control`). When this one is killed outright the kernel kills the row's process (the
     binaries' `runtime.configure` asks for that when $GDL_JAX_EXIT_WITH_PARENT names their
@@ -288,23 +309,25 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     with _Runs(workdir) as runs, open(log_path, "a") as log:
         if again:
             log.write(f"--- run {runs.runs} of this row, {datetime.datetime.now().isoformat(timespec='seconds')}\n")
-        proc = None
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True,
+                                env={**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())})
+        interruption = None
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True,
-                                    env={**os.environ, **(env or {}), PARENT_PID_ENV: str(os.getpid())})
             with _job_control(proc):
                 code = _relay(proc, row.name, log, lines, echo)
-        finally:   # interrupted (Ctrl-C, kill): the row's process stops too (it resumes from its checkpoint)
-            if proc is not None and proc.poll() is None:
+        except BaseException as e:   # Ctrl-C, kill: the row stops too (and resumes from its checkpoint)
+            interruption = e
+            if proc.poll() is None:
                 _stop(proc, row.name, log, lines, echo)
+            code = proc.returncode
     entry["wall_s"], entry["runs"] = runs.wall_s, runs.runs
     if runs.runs > 1:
         notes.append(f"wall time over {runs.runs} runs of this row, each going on from the last one's checkpoint")
     if notes:
         entry["note"] = "; ".join(notes)
     results_path = workdir / "results.json"
-    results, error = {}, f"exit status {code}" if code else None
+    results, error = {}, _exit_error(code)
     if not code:
         try:
             results = json.loads(results_path.read_text())
@@ -314,7 +337,7 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
             error = f"{results_path} is not JSON ({e})"
         if not isinstance(results, dict):
             results, error = {}, f"{results_path} is not a JSON object"
-    entry["status"] = "failed" if error else "ok"
+    entry["status"] = "stopped" if _stopped(code) else "failed" if error else "ok"
     if error:
         entry["error"] = error
         entry["log_tail"] = lines[-LOG_TAIL:]
@@ -324,7 +347,7 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
                         if k in ("feature_metrics", "inception_metrics", "novelty", "test_bits_per_dim",
                                  "test_elbo_nats")}
     entry["figures"] = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*.png"))
-    return entry
+    return entry, interruption
 
 
 def _show(value: Any, fmt: str) -> str:
@@ -350,7 +373,10 @@ def markdown(report: dict, out: pathlib.Path) -> str:
     for r in report["rows"]:
         lines += ["", f"## {', '.join(r['ids']) or r['name']}: {r['title']}", "", f"`{r['command']}`", "",
                   f"Status: {r['status']}, {_duration(r['wall_s'])}." + (f" ({r['note']})" if "note" in r else "")]
-        if r["status"] != "ok":
+        if r["status"] == "stopped":
+            lines += ["", f"Stopped ({r['error']}): the same command goes on from its last checkpoint. "
+                      "The end of its log:", "", "```", *r["log_tail"], "```"]
+        elif r["status"] != "ok":
             lines += ["", f"{r['error']}; the end of its log:", "", "```", *r["log_tail"], "```"]
         for fm in filter(None, (r["metrics"].get("feature_metrics"), r["metrics"].get("inception_metrics"))):
             lines += ["", f"Sample quality in the features of {fm['features']}: Frechet distance "

@@ -19,6 +19,13 @@ FAKE = textwrap.dedent('''
     args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
     workdir = pathlib.Path(args["workdir"])
     print("step 1/1 of", args.get("name"))
+    if args.get("die_of"):   # as a binary stopped by a signal ends (gdl_jax.cli.die_of)
+        import os, signal
+        print("stopped by", args["die_of"], flush=True)
+        signum = getattr(signal, args["die_of"])
+        if signum != signal.SIGKILL:
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
     if args.get("fail") == "1":
         sys.exit("error: this row's data is missing")
     results = {"value": float(args["value"]), "nested": {"n": 7}, "source": args.get("source", "none")}
@@ -89,6 +96,24 @@ def test_a_row_whose_results_are_not_json_is_failed_and_the_rest_still_run(tmp_p
     got = report.run((bad, a), "quick", tmp_path / "out", env={"PYTHONPATH": str(tmp_path / "mods")}, echo=False)
     assert [r["status"] for r in got["rows"]] == ["failed", "ok"]
     assert got["rows"][0]["error"].startswith(f"{tmp_path / 'out' / 'rows' / 'z' / 'results.json'} is not JSON")
+
+
+@pytest.mark.parametrize("signum, status", [("SIGTERM", "stopped"), ("SIGINT", "stopped"), ("SIGKILL", "failed")])
+def test_a_row_ended_by_a_stop_signal_is_stopped_not_failed(tmp_path, signum, status):
+    """Ctrl-C or `kill` of the row alone: it saved its checkpoint and the same command goes on
+    from there (a SIGKILL gave it no chance to: failed). The other rows still run."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_row.py").write_text(FAKE)
+    a, *_ = _rows()
+    sig = Row("k", ("1.9",), "signalled", "fake_row", ("--workdir={workdir}", f"--die_of={signum}"), "book", a.fields)
+    out = tmp_path / "out"
+    got = report.run((sig, a), "quick", out, env={"PYTHONPATH": str(tmp_path / "mods")}, echo=False)
+    assert [r["status"] for r in got["rows"]] == [status, "ok"]
+    assert got["rows"][0]["error"] == f"ended by {signum}" and got["rows"][0]["log_tail"][-1] == f"stopped by {signum}"
+    md = (out / "report.md").read_text()
+    assert f"| 1.9 | signalled | {status} |" in md
+    assert (f"Stopped (ended by {signum}): the same command goes on from its last checkpoint." in md) == (
+        status == "stopped")
 
 
 def test_inception_weights_add_fid_to_the_rows_with_sample_features(tmp_path):
@@ -234,6 +259,8 @@ def test_an_interrupted_report_run_waits_for_its_row_to_stop(tmp_path, how):
     assert (tmp_path / "row.pid.saved").read_text() == "SIGTERM"
     assert "row saved" in (tmp_path / "out" / "rows" / "s" / "log.txt").read_text()
     assert not os.path.exists(f"/proc/{child}")
+    row, = json.loads((tmp_path / "out" / "report.json").read_text())["rows"]   # written before the report ends
+    assert row["status"] == "stopped" and row["error"] == "exit status 143" and row["log_tail"][-1] == "row saved"
 
 
 def test_ctrl_z_stops_the_row_with_the_report_and_fg_continues_both(tmp_path):
@@ -274,6 +301,8 @@ def test_a_row_that_does_not_stop_is_killed_after_the_grace_time(tmp_path):
     assert parent.wait(timeout=60) == 128 + signal.SIGTERM
     assert 2.0 <= time.monotonic() - time_0 < 30
     assert not os.path.exists(f"/proc/{child}")
+    row, = json.loads((tmp_path / "out" / "report.json").read_text())["rows"]
+    assert row["status"] == "failed" and row["error"] == "ended by SIGKILL"
 
 
 def test_a_report_run_killed_outright_takes_its_rows_process_with_it(tmp_path):
