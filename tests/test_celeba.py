@@ -1,6 +1,9 @@
 """CelebA sources and the streamed feeder on tiny copies written in the real layouts."""
 
 import gzip
+import os
+import pathlib
+import textwrap
 import zipfile
 
 import jax
@@ -173,6 +176,48 @@ def test_decode_processes_ignore_ctrl_c():
             "feeders._set_worker_source(None)\nprint(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120).stdout.strip() == "True"
+
+
+def test_decode_processes_end_with_a_training_process_killed_outright(tmp_path):
+    """SIGKILL (the OOM killer) gives the feeder no chance to close: its decode processes see
+    their parent gone and exit instead of waiting on their queue for ever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = textwrap.dedent("""
+        import concurrent.futures, multiprocessing, os, time
+        from gdl_jax.data import feeders
+        def pid(_):
+            time.sleep(0.2)   # both processes take some
+            return os.getpid()
+        if __name__ == "__main__":
+            pool = concurrent.futures.ProcessPoolExecutor(
+                2, mp_context=multiprocessing.get_context("spawn"), initializer=feeders._set_worker_source,
+                initargs=(None,))
+            print(*set(pool.map(pid, range(8))), flush=True)
+            time.sleep(120)
+    """)
+    (tmp_path / "trainer.py").write_text(code)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "trainer.py")], stdout=subprocess.PIPE, text=True)
+    workers = [int(w) for w in proc.stdout.readline().split()]
+    assert workers and all(os.path.exists(f"/proc/{w}") for w in workers)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+
+    def alive(pid):   # an orphan is reaped by init; a zombie counts as gone
+        try:
+            return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+        except OSError:
+            return False
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, "decode processes outlived their training process"
 
 
 def test_the_same_dispatch_asked_twice_is_served_again_and_the_queue_goes_on():

@@ -19,7 +19,10 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from typing import Protocol
 
 import jax
@@ -220,13 +223,25 @@ class StreamFeeder:
 _WORKER_SOURCE: StreamSource | None = None
 
 
+WATCH_PARENT_S = 1.0   # how often a decode process checks that the training process is alive
+
+
 def _set_worker_source(source: StreamSource) -> None:
     """Runs once in each decode process: the source it serves. It ignores SIGINT: a terminal's
     Ctrl-C reaches it too, and the training process, not its decoders, decides how to stop (its
-    loop saves a checkpoint first; closing the feeder ends the decoders)."""
+    loop saves a checkpoint first; closing the feeder ends the decoders). It exits when the
+    training process is gone: one killed outright (SIGKILL, the OOM killer) never closes its
+    feeder, and an idle decoder would wait on its queue for ever."""
     global _WORKER_SOURCE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_SOURCE = source
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_PARENT_S)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="gdl-watch-parent").start()
 
 
 def _worker_load(idx: np.ndarray) -> np.ndarray:
