@@ -364,3 +364,13 @@ def test_the_host_runs_at_most_max_in_flight_dispatches_ahead(tmp_path, monkeypa
         done = time.perf_counter()
     per_step = (done - hooked[0]) / (n - 1)   # a step's mean time, from the first hook on
     assert hooked[-1] - hooked[0] >= 0.5 * (n - max_in_flight) * per_step
+
+
+def test_progress_lines_give_the_rate_in_the_unit_people_read():
+    """Under a step a second the rate is seconds a step: 0.1 steps/s would show 7 and 13 s a step
+    alike."""
+    from gdl_jax.train.loop import eta, pace
+
+    assert pace(250.0) == "250.0 steps/s" and pace(1.0) == "1.0 steps/s"
+    assert pace(1 / 9.26) == "9.3 s/step" and pace(1 / 13) == "13.0 s/step"
+    assert eta(5000, 1 / 9.0) == "12:30:00"

@@ -63,6 +63,12 @@ def make_dispatch(step_fn: StepFn, batch_fn: BatchFn, k: int) -> Callable:
     return jax.jit(run, donate_argnums=0)
 
 
+def pace(steps_per_s: float) -> str:
+    """The rate as people read it: steps/s, or s/step under one step a second (0.1 steps/s
+    would hide the difference between 7 and 13 s a step)."""
+    return f"{steps_per_s:.1f} steps/s" if steps_per_s >= 1 else f"{1 / max(steps_per_s, 1e-9):.1f} s/step"
+
+
 def eta(steps_left: int, steps_per_s: float) -> str:
     """Time left at this rate, as h:mm:ss."""
     return str(datetime.timedelta(seconds=round(steps_left / max(steps_per_s, 1e-9))))
@@ -204,7 +210,7 @@ class Loop:
             now = time.perf_counter()
             done = records[-1]["step"]
             rate = (done - step_last) / max(now - t_last, 1e-9)
-            speed = f"  ({rate:.1f} steps/s, {eta(self.total_steps - done, rate)} left)" if done > step_last else ""
+            speed = f"  ({pace(rate)}, {eta(self.total_steps - done, rate)} left)" if done > step_last else ""
             logging.info("step %d/%d (%.0f%%)  %s%s", done, self.total_steps, 100 * done / self.total_steps,
                          "  ".join(f"{k} {v:.4f}" for k, v in records[-1].items() if k not in ("step", "kind")),
                          speed)
