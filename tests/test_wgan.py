@@ -150,6 +150,29 @@ def test_wgan_gp_critic_terms_are_the_critics_scores_before_its_update():
     assert score(real) != pytest.approx(score(fake), abs=1e-6)   # the check above is not 0 == 0
 
 
+def test_wgan_gp_penalty_metric_is_unweighted_and_its_weight_steers_the_update():
+    """The reported penalty is (1 - ||grad critic(x_hat)||)^2 averaged over the images, computed
+    here by hand at the update's own interpolates (its alpha key), for any gp_weight; the weight
+    itself changes the step the critic takes."""
+    from gdl_jax.train import adversarial
+
+    state, real = _tiny_wgan_state(lr=1e-3), _real(4)
+    update = jax.jit(adversarial.critic_update, static_argnums=(2, 3, 4))
+    after_1, m_1 = update(state, real, 0, None, 1.0)
+    after_10, m_10 = update(state, real, 0, None, 10.0)
+    fake = adversarial.generate(state.generator, state.noise("c_noise_0", 4))
+    alpha = jax.random.uniform(state.step_rng("c_alpha_0"), (4,))[:, None, None, None]
+    x_hat = alpha * real + (1 - alpha) * fake
+    c = state.discriminator
+    grads = jax.grad(lambda x: c.apply_fn({"params": c.params}, x, train=False).sum())(x_hat)
+    norms = np.sqrt((np.asarray(grads, np.float64) ** 2).reshape(4, -1).sum(axis=1))
+    penalty = ((1 - norms) ** 2).mean()
+    assert penalty > 1e-3   # the comparisons below are not 0 == 0
+    assert float(m_1["gradient_penalty"]) == pytest.approx(penalty, rel=1e-4)
+    assert float(m_10["gradient_penalty"]) == pytest.approx(penalty, rel=1e-4)
+    assert not _leaves_equal(after_1.discriminator.params, after_10.discriminator.params)
+
+
 def test_wasserstein_generator_update_leaves_the_critic_unchanged():
     from gdl_jax.train import adversarial
 
