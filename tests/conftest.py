@@ -157,3 +157,15 @@ def tiny_gan_config(data_dir):
     c.analysis.quality_every_steps = 3
     c.analysis.novelty_held_out = 0   # every cat trains (tests/test_gan.py turns it on)
     return c
+
+
+def conv_path(fn, *args) -> str:
+    """'lax' when the traced function runs lax's convolutions itself, else 'custom' (a custom-VJP
+    form of gdl_jax.models.conv; the dense layers' custom-VJP matmul does not count)."""
+    import re
+
+    import jax
+
+    text = str(jax.make_jaxpr(lambda *a: fn(*a))(*args))   # a new function: no cached trace
+    names = re.findall(r"custom_vjp_call\[\s*name=(\w+)", text)
+    return "custom" if any(n != "matmul" for n in names) else "lax"

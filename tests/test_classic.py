@@ -164,7 +164,11 @@ def test_planet_pixel_naive_bayes_fails_as_in_the_book():
 
 def test_biscuit_tins_map_latents_to_images():
     imgs = np.asarray(biscuit_tins.generate(np.array([[0.3, 0.5], [0.8, 0.5], [0.5, 0.8]]), 32))
-    assert imgs.shape == (3, 32, 32) and imgs.min() >= 0 and imgs.max() <= 1
+    assert imgs.shape == (3, 32, 32) and imgs[:, 0, 0].tolist() == [1.0, 1.0, 1.0]   # white background
+    # tin 0 (height 0.3, width 0.5): the lid at its top (row 20, y = 0.645), the body shaded as a
+    # cylinder lower down (row 26, column 15: u = (15/31 - 0.5) / 0.25 across the tin)
+    assert imgs[0, 20, 15] == pytest.approx(0.85)
+    assert imgs[0, 26, 15] == pytest.approx(0.35 + 0.45 * (1 - ((15 / 31 - 0.5) / 0.25) ** 2), rel=1e-6)
     rows = lambda im: int(np.sum((im < 0.99).any(axis=1)))
     cols = lambda im: int(np.sum((im < 0.99).any(axis=0)))
     assert rows(imgs[1]) > rows(imgs[0]) and cols(imgs[2]) > cols(imgs[0])  # taller, wider

@@ -187,7 +187,9 @@ def test_vae_and_gan_report_feature_metrics(mnist_classifier, mnist_dir, tmp_pat
     assert series["step"] == [2, 4, 6] and len(series["frechet_distance"]) == 3
     assert series["frechet_distance"][-1] == pytest.approx(gan["feature_metrics"]["frechet_distance"], rel=1e-5)
     assert len(set(series["frechet_distance"])) == 3   # the generator changed between the points
-    assert "spearman_frechet_distance" in gan["quality_tracking"]
+    from scipy.stats import spearmanr
+    assert gan["quality_tracking"]["spearman_frechet_distance"] == pytest.approx(
+        spearmanr(series["loss"], series["frechet_distance"]).statistic)
 
 
 def test_celeba_attribute_classifier_scores_every_attribute_and_gives_face_features(tmp_path):

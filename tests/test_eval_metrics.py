@@ -36,6 +36,8 @@ def test_frechet_distance_of_a_set_with_itself_is_zero():
     f = np.random.default_rng(2).normal(size=(500, 16)) * 3 + 7
     s = frechet.feature_statistics(f)
     assert frechet.frechet_distance(s, s) < 1e-9 * np.trace(s.cov)
+    # and not by the clamp at 0: the trace term itself equals Tr(cov) (Tr((C C)^(1/2)) = Tr(C))
+    assert frechet.trace_sqrt_product(s.cov, s.cov) == pytest.approx(np.trace(s.cov), rel=1e-9)
 
 
 def test_frechet_distance_closed_form_for_two_gaussians():
@@ -131,3 +133,19 @@ def test_novelty_tells_copies_from_new_images():
     d = np.abs(held_out[:, None].astype(float) - train[None].astype(float)).mean((2, 3, 4)) / 255
     assert new["nearest_l1_held_out"] == pytest.approx(d.min(1).mean(), rel=1e-5)
     assert (new["held_out_images"], new["training_images_searched"]) == (100, 300)
+
+
+def test_latent_gaussianity_per_dimension():
+    """Mean, std and the KS distance to N(0, 1) per dimension: near 0 for standard normal draws,
+    sup |Phi(x - 1) - Phi(x)| = Phi(0.5) - Phi(-0.5) = 0.383 for draws shifted by 1, and 0.5 for
+    a dimension stuck at 0."""
+    from scipy.stats import norm
+
+    from gdl_jax.eval.latent import gaussianity
+
+    z = np.random.default_rng(5).normal(size=(20000, 3))
+    z[:, 1] += 1
+    z[:, 2] = 0
+    g = gaussianity(z)
+    assert g["mean"] == pytest.approx([0, 1, 0], abs=0.03) and g["std"] == pytest.approx([1, 1, 0], abs=0.03)
+    assert g["ks_to_standard_normal"] == pytest.approx([0, 2 * norm.cdf(0.5) - 1, 0.5], abs=0.015)

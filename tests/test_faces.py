@@ -182,3 +182,18 @@ def test_attribute_vectors_on_known_latents():
         np.testing.assert_allclose(vectors[a], shift[a], atol=0.35)   # the planted direction
     np.testing.assert_array_equal(vectors[2], 0)          # undefined: no example without it
     np.testing.assert_array_equal(counts, has.sum(0))
+
+
+def test_auc_counts_pairs_ranked_right_and_ties_as_half():
+    """The rank formula against every positive-negative pair, with tied scores."""
+    from gdl_jax.tasks.autoencoder import auc
+
+    rng = np.random.default_rng(4)
+    positive = rng.random(23) < 0.4
+    scores = (rng.integers(0, 6, 23) + 2 * positive).astype(float)   # few values: many ties
+    pos, neg = scores[positive][:, None], scores[~positive][None, :]
+    brute = ((pos > neg) + 0.5 * (pos == neg)).mean()
+    assert 0.55 < brute < 1 or 0 < brute < 0.45   # not the 0.5 of a formula that ignores the scores
+    assert auc(scores, positive) == pytest.approx(brute, rel=1e-12)
+    assert auc(-scores, positive) == pytest.approx(1 - brute, rel=1e-12)
+    assert np.isnan(auc(scores, np.ones(23, bool)))

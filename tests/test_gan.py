@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import tiny_gan_config, write_quickdraw_cats
+from conftest import conv_path, tiny_gan_config, write_quickdraw_cats
 
 from gdl_jax import losses
 from gdl_jax.errors import CheckpointError, ConfigError
@@ -52,6 +52,13 @@ def test_fast_conv_forms_give_the_plain_networks_numbers():
     assert jax.tree.structure(fast) == jax.tree.structure(plain)
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # and the fast side took other paths (a flag that did nothing would pass the checks above): the
+    # discriminator's custom-VJP convs; the generator's upsample + conv on the low-resolution input
+    scores = lambda subpixel: lambda x: Discriminator(subpixel=subpixel).apply(d_vars, x)
+    x = jnp.zeros((4, 28, 28, 1))
+    assert (conv_path(scores(True), x), conv_path(scores(False), x)) == ("custom", "lax")
+    program = lambda subpixel: str(jax.make_jaxpr(lambda z: Generator(subpixel=subpixel).apply(g_vars, z))(z))
+    assert program(True) != program(False)
 
 
 def test_bce_against_a_hand_computation():
@@ -85,6 +92,15 @@ def test_each_update_leaves_the_other_network_unchanged():
     assert not _same(after_d.discriminator.params, state.discriminator.params)
     assert int(after_d.discriminator.step) == 2                      # real, then fake
     assert set(metrics) == {"d_loss_real", "d_loss_fake", "d_loss", "d_acc_real", "d_acc_fake"}
+    # the real half's loss and accuracy: the discriminator before its update, scored here with the
+    # update's dropout key, -log sigmoid(s) = log(1 + e^-s) by hand
+    d = state.discriminator
+    s = np.asarray(d.apply_fn(d.variables(), real, train=True, mutable=["batch_stats"],
+                              rngs={"dropout": state.step_rng("d_dropout_real")})[0], np.float64)
+    assert float(metrics["d_loss_real"]) == pytest.approx(np.log1p(np.exp(-s)).mean(), rel=1e-5)
+    assert float(metrics["d_acc_real"]) == pytest.approx((s > 0).mean())
+    m = {k: float(v) for k, v in metrics.items()}
+    assert m["d_loss"] == pytest.approx((m["d_loss_real"] + m["d_loss_fake"]) / 2)
     after_g, metrics = jax.jit(adversarial.generator_update, static_argnums=1)(state, 6)
     assert _same(after_g.discriminator, state.discriminator)
     assert not _same(after_g.generator.params, state.generator.params)

@@ -39,11 +39,13 @@ def test_cnn_dropout_and_batchnorm_change_only_in_train_mode():
     x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     v = model.init(jax.random.key(1), x)
     eval1 = model.apply(v, x, train=False)
-    eval2 = model.apply(v, x, train=False)
+    eval2 = model.apply(v, x, train=False, rngs={"dropout": jax.random.key(5)})   # a key changes nothing
     assert jnp.array_equal(eval1, eval2)
     train_out, updates = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)},
                                      mutable=["batch_stats"])
     assert not jnp.allclose(train_out, eval1)
+    other_drop, _ = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(3)}, mutable=["batch_stats"])
+    assert not jnp.allclose(other_drop, train_out)   # dropout (BatchNorm alone would give the same)
     moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), updates["batch_stats"], v["batch_stats"])
     assert all(jax.tree.leaves(moved))
 

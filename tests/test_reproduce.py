@@ -113,7 +113,9 @@ def test_whole_quick_preset_on_the_offline_data(tmp_path):
     by_name = {r["name"]: r for r in got["rows"]}
     for name in ("ae_mnist", "vae_mnist", "vae_faces", "gan", "gan_oscillation", "gan_collapse", "wgan", "wgan_gp"):
         fm = by_name[name]["metrics"]["feature_metrics"]
-        assert math.isfinite(fm["frechet_distance"]) and fm["generated_images"] == fm["real_images"] >= 100, (name, fm)
+        # samples of a few training steps are far from the data: a distance of 0 would be real
+        # images compared with themselves
+        assert 0 < fm["frechet_distance"] < math.inf and fm["generated_images"] == fm["real_images"] >= 100, (name, fm)
     assert by_name["gan"]["ours"]["D params"] == 720_833
     assert f"{len(rows.ROWS)} of {len(rows.ROWS)} rows ok" in (tmp_path / "report.md").read_text()
     assert f"[{len(rows.ROWS)}/{len(rows.ROWS)}] wgan_gp" in proc.stderr

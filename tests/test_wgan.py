@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import conv_path
 
 from gdl_jax import losses
 
@@ -208,6 +209,8 @@ def test_penalty_gradients_through_the_critics_fast_convs_match_lax():
     assert float(plain[0]) == pytest.approx(want, rel=1e-4)
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    scores = lambda subpixel: lambda x: Discriminator(**kw, subpixel=subpixel).apply({"params": params}, x)
+    assert (conv_path(scores(True), real), conv_path(scores(False), real)) == ("custom", "lax")
 
 
 def _tiny_wgan_config(data_dir, gp: bool):
