@@ -5,9 +5,9 @@ fields of its results.json are ours. Each row runs as `python -m <module> <flags
 workdir (rows/<name>/), so a crash or a bad flag fails that row only; the report marks it failed
 with the end of its log and the other rows still run. A row ended by Ctrl-C or `kill` (of the
 report or of the row) is marked stopped: running the same command again goes on from its last
-checkpoint. Progress (which row, the child's own step
-and time-left lines, the whole run's time left) goes to stderr while it runs; report.md (figures
-embedded) and report.json are rewritten after every row.
+checkpoint. Progress (which row, the child's own step and time-left lines, the whole run's time
+left) goes to stderr while it runs; report.md (figures embedded) and report.json are rewritten
+after every row.
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ def run_row(row: Row, cmd: list[str], workdir: pathlib.Path, missing: list[str],
     workdir.mkdir(parents=True, exist_ok=True)
     entry = {"name": row.name, "ids": list(row.ids), "title": row.title, "book": row.book,
              "command": " ".join(["python"] + cmd[1:]), "workdir": str(workdir)}
-    notes = [f"without the features of failed row(s) {', '.join(missing)}"] if missing else []
+    notes = [f"without the features of row(s) {', '.join(missing)}, failed or stopped"] if missing else []
     lines: list[str] = []
     log_path = workdir / "log.txt"
     again = log_path.is_file() and log_path.stat().st_size > 0

@@ -72,7 +72,7 @@ def test_a_failed_row_is_reported_and_the_rest_still_run(tmp_path):
     assert rows["a"]["ours"] == {"value": 1.5, "n": 7, "from": "none"}
     assert rows["b"]["error"] == "exit status 1" and rows["b"]["log_tail"][-1] == "error: this row's data is missing"
     # c needs the failed b: run without the flag that names b's workdir, and says so
-    assert rows["c"]["ours"]["from"] == "none" and "failed row(s) b" in rows["c"]["note"]
+    assert rows["c"]["ours"]["from"] == "none" and "row(s) b, failed or stopped" in rows["c"]["note"]
     # d: the quick flags come last (value 0.5), and {a} is a's workdir
     assert rows["d"]["ours"] == {"value": 0.5, "n": 7, "from": str(out / "rows" / "a")}
     assert rows["d"]["metrics"]["feature_metrics"]["frechet_distance"] == 1.25
