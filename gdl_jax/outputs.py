@@ -19,13 +19,33 @@ LOCK_FILE = ".lock"   # flock'ed by the run writing the directory; the OS drops 
 _held: dict[pathlib.Path, IO] = {}
 
 
+@contextlib.contextmanager
+def _replacing(path: str | pathlib.Path, suffix: str) -> Iterator[pathlib.Path]:
+    """A temporary path beside `path` to write; renamed over `path` when the block ends, removed
+    when it fails."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: str | pathlib.Path, text: str) -> None:
     """Writes `text` to `path` through a temporary file and a rename, so that a reader (or a run
     killed mid-write) sees the old file or the new one, never part of one."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with _replacing(path, ".tmp") as tmp:
+        tmp.write_text(text)
+
+
+def atomic_savez(path: str | pathlib.Path, **arrays) -> None:
+    """`np.savez` to `path` through a temporary file and a rename, as atomic_write_text."""
+    import numpy as np
+
+    with _replacing(path, ".tmp.npz") as tmp:   # savez adds .npz to a name without it
+        np.savez(tmp, **arrays)
 
 
 def write_results(workdir: str | pathlib.Path, results: dict) -> pathlib.Path:

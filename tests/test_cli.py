@@ -196,3 +196,29 @@ def test_ctrl_c_outside_training_is_one_line_and_dies_of_sigint():
     code = "from gdl_jax import cli\ndef work():\n    raise KeyboardInterrupt\ncli.run_or_exit(work)\n"
     proc = _run(["-c", code])
     assert proc.returncode == -signal.SIGINT and proc.stderr == "interrupted\n"
+
+
+def test_atomic_writes_leave_the_old_file_whole_when_a_write_fails(tmp_path, monkeypatch):
+    """A write that dies part way (a full disk, a kill) leaves the file as it was, never half of
+    the new one."""
+    import numpy as np
+
+    from gdl_jax import outputs
+
+    text, arrays = tmp_path / "a.json", tmp_path / "latents.npz"
+    outputs.atomic_write_text(text, "old")
+    outputs.atomic_savez(arrays, z=np.arange(3))
+    assert text.read_text() == "old" and np.load(arrays)["z"].tolist() == [0, 1, 2]
+
+    def dies_part_way(path, **kw):
+        pathlib.Path(path).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+    monkeypatch.setattr(np, "savez", dies_part_way)
+    with pytest.raises(OSError, match="No space"):
+        outputs.atomic_savez(arrays, z=np.arange(5))
+    assert np.load(arrays)["z"].tolist() == [0, 1, 2]
+    monkeypatch.setattr(pathlib.Path, "write_text", lambda self, t: dies_part_way(self))
+    with pytest.raises(OSError, match="No space"):
+        outputs.atomic_write_text(text, "new")
+    assert text.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "latents.npz"]   # no temporary left

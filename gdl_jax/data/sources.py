@@ -20,6 +20,7 @@ import numpy as np
 
 from gdl_jax import runtime
 from gdl_jax.errors import DataError
+from gdl_jax.outputs import atomic_savez
 
 DATA_DIR_ENV = "GDL_DATA_DIR"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -202,17 +203,11 @@ def _load_cifar10(folder: pathlib.Path, split: str, _: str) -> ArrayData:
         else:
             decoded = _decode_cifar((str(p.relative_to(folder)), p.read_bytes)
                                     for p in sorted(tree.rglob("*")) if p.is_file())
-        _atomic_savez(cache, **{f"{s}_{k}": v for s, (x, y) in decoded.items()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_savez(cache, **{f"{s}_{k}": v for s, (x, y) in decoded.items()
                                 for k, v in (("images", x), ("labels", y))})
     with np.load(cache) as z:
         return ArrayData(z[f"{split}_images"], z[f"{split}_labels"], CIFAR10_CLASSES)
-
-
-def _atomic_savez(path: pathlib.Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 def has_test_split(name: str) -> bool:

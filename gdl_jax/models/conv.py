@@ -76,6 +76,7 @@ from jax import lax
 
 from gdl_jax import hardware, runtime
 from gdl_jax.errors import ConfigError
+from gdl_jax.outputs import atomic_write_text
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -394,9 +395,7 @@ def cache(key: str, entry: dict) -> None:
     saved.setdefault(machine(), {})[key] = entry
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(saved, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(saved, indent=1, sort_keys=True))
     except OSError as e:   # a read-only cache dir costs a re-measurement next run, not the run
         logging.warning("could not cache convolution forms in %s: %s", path, e)
 

@@ -21,7 +21,6 @@ held-out metrics per epoch. MNIST sits whole on device; CelebA streams from the 
 from __future__ import annotations
 
 import functools
-import os
 import pathlib
 from typing import Callable, Sequence
 
@@ -180,9 +179,7 @@ def analyze(trained: TrainedModel, config, train, test: gdata.ArrayData, test_at
     out["novelty"] = geval.novelty(fake, searched, real, scale=1 / 255)
     out.update(quality.metrics_for_config(config, real / 255.0, fake))
     if parallel.is_writer():
-        tmp = workdir / f"{LATENTS_FILE}.tmp.npz"
-        np.savez(tmp, **latents)
-        os.replace(tmp, workdir / LATENTS_FILE)
+        outputs.atomic_savez(workdir / LATENTS_FILE, **latents)
     return out
 
 
