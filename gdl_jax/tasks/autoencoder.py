@@ -33,7 +33,7 @@ from gdl_jax import data as gdata
 from gdl_jax import eval as geval
 from gdl_jax import models, outputs, parallel
 from gdl_jax.api import LATENTS_FILE, TrainedModel
-from gdl_jax.data.celeba import attribute_index, open_celeba
+from gdl_jax.data.celeba import attribute_index
 from gdl_jax.errors import ConfigError
 from gdl_jax.eval import quality
 from gdl_jax.models.summary import summarize
@@ -100,8 +100,7 @@ def load_data(config: ml_collections.ConfigDict):
     if not is_faces(config):
         return (*runner.load_splits(config), None)
     d = config.data
-    args = dict(data_dir=d.data_dir or None, source=d.source, size=d.image_size, crop=d.crop, test_size=d.test_size)
-    train, test_source = open_celeba("train", **args), open_celeba("test", **args)
+    train, test_source = runner.celeba(config, "train"), runner.celeba(config, "test")
     for name in config.analysis.attributes:  # a typo fails now, not after training
         attribute_index(train.attribute_names, name)
     n = min(len(test_source), d.eval_examples or len(test_source))
@@ -127,9 +126,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
     if isinstance(train, gdata.ArrayData):
         feeder = runner.device_feeder(config, train, mesh)
     else:
-        feeder = gdata.StreamFeeder(train, runner.shuffle_key(config), config.batch_size, mesh,
-                                    workers=config.data.stream_workers, prefetch=config.data.prefetch,
-                                    processes=config.data.stream_processes)
+        feeder = runner.stream_feeder(config, train, mesh)
     eval_batch = runner.eval_batch_size(config, mesh)
     test_dev = gdata.to_device(runner.pad_to(test, eval_batch), mesh)
     train_step, eval_step = _steps(config)

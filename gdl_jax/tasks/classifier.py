@@ -19,7 +19,6 @@ import numpy as np
 
 from gdl_jax import data as gdata
 from gdl_jax import models, outputs, parallel
-from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.summary import summarize
 from gdl_jax.train import runner, steps
@@ -85,7 +84,7 @@ def load_data(config: ml_collections.ConfigDict) -> tuple[gdata.ArrayData, gdata
     d = config.data
     splits = []
     for split in ("train", "test"):
-        source = open_celeba(split, d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
+        source = runner.celeba(config, split)
         n = d.train_subset if split == "train" and d.train_subset else len(source)
         if n > len(source):
             raise ConfigError(f"data.train_subset {n} is larger than the {len(source)} training faces")

@@ -35,7 +35,6 @@ import numpy as np
 from gdl_jax import data as gdata
 from gdl_jax import eval as geval
 from gdl_jax import outputs, parallel
-from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.eval import quality
 from gdl_jax.models.summary import summarize
@@ -126,15 +125,13 @@ def load_data(config: ml_collections.ConfigDict, mesh) -> tuple[gdata.Feeder, np
         d = config.data
         if d.train_subset:
             raise ConfigError("data.train_subset is for data held on device; CelebA streams every face")
-        source = open_celeba("train", d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
+        source = runner.celeba(config, "train")
         pool = source.load(np.arange(min(len(source), config.analysis.nearest_pool)))
         held = None
         if n_held:
-            test = open_celeba("test", d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
+            test = runner.celeba(config, "test")
             held = test.load(np.arange(min(len(test), n_held)))
-        feeder = gdata.StreamFeeder(source, runner.shuffle_key(config), per_step, mesh, VALUE_RANGE,
-                                    workers=d.stream_workers, prefetch=d.prefetch, processes=d.stream_processes)
-        return feeder, pool, held
+        return runner.stream_feeder(config, source, mesh, VALUE_RANGE, per_step), pool, held
     train, test = runner.load_splits(config, splits=("train", "test") if n_held else ("train",), held_out=n_held)
     held = None
     if n_held:

@@ -21,6 +21,7 @@ from absl import logging
 
 from gdl_jax import data as gdata
 from gdl_jax import parallel
+from gdl_jax.data.celeba import open_celeba
 from gdl_jax.errors import ConfigError
 from gdl_jax.models.summary import Summary
 from gdl_jax.train.checkpoint import Checkpointer, restore_trained
@@ -217,6 +218,21 @@ def device_feeder(config: ml_collections.ConfigDict, train: gdata.ArrayData, mes
     batch_size = batch_size or config.batch_size
     gdata.steps_per_epoch(len(train), batch_size)  # a clear error before the upload
     return gdata.DeviceFeeder(gdata.to_device(train, mesh), shuffle_key(config), batch_size, mesh, value_range)
+
+
+def celeba(config: ml_collections.ConfigDict, split: str) -> gdata.StreamSource:
+    """CelebA's `split` as the config's data section asks (data dir or tfds, size, crop, test size)."""
+    d = config.data
+    return open_celeba(split, d.data_dir or None, d.source, d.image_size, d.crop, d.test_size)
+
+
+def stream_feeder(config: ml_collections.ConfigDict, source: gdata.StreamSource, mesh,
+                  value_range: tuple[float, float] = (0.0, 1.0), batch_size: int | None = None) -> gdata.StreamFeeder:
+    """`source` decoded on the host as the config's data section asks (workers, prefetch,
+    processes), batches of `batch_size` (default config.batch_size) put on device."""
+    d = config.data
+    return gdata.StreamFeeder(source, shuffle_key(config), batch_size or config.batch_size, mesh, value_range,
+                              workers=d.stream_workers, prefetch=d.prefetch, processes=d.stream_processes)
 
 
 def fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, feeder: gdata.Feeder, step_fn: Callable,
