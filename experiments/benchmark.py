@@ -30,7 +30,6 @@ from gdl_jax import runtime
 runtime.configure(__name__)  # XLA flags (and a restart for huge pages) before jax starts
 
 import dataclasses  # noqa: E402
-import functools  # noqa: E402
 import importlib.metadata  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -44,6 +43,7 @@ from typing import Any, Callable, Sequence  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -54,6 +54,8 @@ from gdl_jax import hardware, models, parallel  # noqa: E402
 from gdl_jax.errors import ConfigError, GdlError  # noqa: E402
 from gdl_jax.models import conv  # noqa: E402
 from gdl_jax.models.summary import summarize  # noqa: E402
+from gdl_jax.tasks import autoencoder as autoencoder_task  # noqa: E402
+from gdl_jax.tasks import gan as gan_task  # noqa: E402
 from gdl_jax.train import adversarial, autotune, runner, steps  # noqa: E402
 from gdl_jax.train.loop import make_dispatch  # noqa: E402
 from gdl_jax.train.state import TrainState, check_compute_dtype  # noqa: E402
@@ -95,12 +97,17 @@ def _autoencoder(task: str, faces: bool = False) -> Callable[[dict, str | None],
     return lambda kw, axis: models.build(task, axis, encoder={**model.encoder, **kw}, decoder={**model.decoder, **kw})
 
 
+def _config(module: str) -> ml_collections.ConfigDict:
+    """experiments/configs/<module>.py's config: the steps' settings come from the trainers' own."""
+    return importlib.import_module(f"experiments.configs.{module}").get_config()
+
+
 def _adversarial_init(config_module: str) -> InitFn:
     """The book's GAN or WGAN-GP as its config builds it, optimizers included; model_kwargs go to
     both networks."""
     def init(kw: dict, key: jax.Array, axis_name: str | None = None,
              compute_dtype: str = "float32") -> tuple[adversarial.GANState, int]:
-        c = importlib.import_module(f"experiments.configs.{config_module}").get_config()
+        c = _config(config_module)
         c.compute_dtype = compute_dtype
         c.model.generator.update(kw)
         adversarial.critic_config(c).update(kw)
@@ -111,27 +118,30 @@ def _adversarial_init(config_module: str) -> InitFn:
     return init
 
 
+def _adversarial(config_module: str, epoch_size: int) -> Workload:
+    """The GAN, WGAN or WGAN-GP step its config trains (one real batch per critic update)."""
+    c = _config(config_module)
+    return Workload(runner.image_shape(c), epoch_size, gan_task.train_step(c), _adversarial_init(config_module),
+                    real_batches_per_step=gan_task.real_per_step(c) // c.batch_size)
+
+
 WORKLOADS = {
     **{name: Workload((32, 32, 3), 50_000, steps.classifier_train_step,
                       _adam((32, 32, 3), lambda kw, axis, name=name: models.build(name, axis, **kw)))
        for name in ("mlp", "small_conv", "cnn")},
     "autoencoder": Workload((28, 28, 1), 60_000, steps.autoencoder_train_step,
                             _adam((28, 28, 1), _autoencoder("autoencoder"))),
-    "vae": Workload((28, 28, 1), 60_000, functools.partial(steps.vae_train_step, r_loss_factor=1000.0),
+    "vae": Workload((28, 28, 1), 60_000, autoencoder_task.train_step(_config("vae_mnist")),
                     _adam((28, 28, 1), _autoencoder("vae"))),
     # CelebA's official train partition
-    "vae_faces": Workload((128, 128, 3), 162_770, functools.partial(steps.vae_train_step, r_loss_factor=10000.0),
+    "vae_faces": Workload((128, 128, 3), 162_770, autoencoder_task.train_step(_config("vae_faces")),
                           _adam((128, 128, 3), _autoencoder("vae", faces=True))),
     # the book's run: 2000 steps of batch 64 ("epoch s" is that run's time at batch 64)
-    "gan": Workload((28, 28, 1), 2000 * 64, adversarial.gan_train_step, _adversarial_init("gan_quickdraw")),
+    "gan": _adversarial("gan_quickdraw", 2000 * 64),
     # the book's run: 6000 steps of 5 critic updates (each clipping the weights), then the generator
-    "wgan": Workload((32, 32, 3), 6000 * 128,
-                     functools.partial(adversarial.wgan_train_step, n_critic=5, clip_value=0.01),
-                     _adversarial_init("wgan_cifar_horses"), real_batches_per_step=5),
+    "wgan": _adversarial("wgan_cifar_horses", 6000 * 128),
     # one step: 5 critic updates with the penalty's second-order gradients, then the generator
-    "wgan_gp": Workload((64, 64, 3), 162_770,
-                        functools.partial(adversarial.wgan_train_step, n_critic=5, gp_weight=10.0),
-                        _adversarial_init("wgangp_celeba"), real_batches_per_step=5),
+    "wgan_gp": _adversarial("wgangp_celeba", 162_770),
 }
 
 FLAGS = flags.FLAGS

@@ -48,12 +48,18 @@ NUM_HISTOGRAM_DIMS = 50  # Fig 3-19
 SCATTER_POINTS = 5000  # encoded test digits saved in latents.npz for a 2-D latent plane
 
 
-def _steps(config):
+def train_step(config: ml_collections.ConfigDict) -> Callable:
+    """The config's train step: the VAE's with its r_loss_factor, or the autoencoder's."""
     if config.task == "vae":
-        eval_key = jax.random.PRNGKey(EVAL_SEED)
-        return (functools.partial(steps.vae_train_step, r_loss_factor=config.r_loss_factor),
-                functools.partial(steps.vae_eval_step, r_loss_factor=config.r_loss_factor, key=eval_key))
-    return steps.autoencoder_train_step, steps.autoencoder_eval_step
+        return functools.partial(steps.vae_train_step, r_loss_factor=config.r_loss_factor)
+    return steps.autoencoder_train_step
+
+
+def _eval_step(config: ml_collections.ConfigDict) -> Callable:
+    if config.task == "vae":
+        return functools.partial(steps.vae_eval_step, r_loss_factor=config.r_loss_factor,
+                                 key=jax.random.PRNGKey(EVAL_SEED))
+    return steps.autoencoder_eval_step
 
 
 def is_faces(config) -> bool:
@@ -129,14 +135,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
         feeder = runner.stream_feeder(config, train, mesh)
     eval_batch = runner.eval_batch_size(config, mesh)
     test_dev = gdata.to_device(runner.pad_to(test, eval_batch), mesh)
-    train_step, eval_step = _steps(config)
+    step, eval_step = train_step(config), _eval_step(config)
 
     def evaluate(state, epoch=None, train_means=None):
         sums = jax.device_get(runner.evaluate_sums(eval_step, state, test_dev, jnp.int32(len(test)),
                                                    eval_batch, mesh))
         return test_metrics(sums, config, int(np.prod(shape)))
 
-    state, records = runner.fit(config, workdir, feeder, train_step, mesh,
+    state, records = runner.fit(config, workdir, feeder, step, mesh,
                                 lambda: runner.initial_state(config, model, shape, mesh), summary,
                                 on_epoch_end=evaluate, hooks=hooks)
     last_epoch = [r for r in records if r["kind"] == "epoch"][-1]
