@@ -24,10 +24,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdl_jax import models
 from gdl_jax.chunks import map_padded
 from gdl_jax.errors import CheckpointError, ConfigError, DataError
+from gdl_jax.train.workdir import CONFIG_FILE
 
 LATENTS_FILE = "latents.npz"
 TASKS = ("autoencoder", "vae")
@@ -104,23 +106,23 @@ class TrainedModel:
             raise DataError(f"float images must be finite and in [0, 1]; got values in [{x.min()}, {x.max()}]")
         return x.astype(np.float32), single
 
-    def _encode_all(self, images) -> tuple[np.ndarray, bool]:
+    def _encode_all(self, images: ArrayLike) -> tuple[np.ndarray, bool]:
         x, single = self._images(images)
         return _apply_in_chunks(self._encode, x, axis=1), single
 
-    def encode(self, images) -> np.ndarray:
+    def encode(self, images: ArrayLike) -> np.ndarray:
         """Latent codes (z for the autoencoder, the posterior mean for the VAE): (N, z_dim) or (z_dim,)."""
         z, single = self._encode_all(images)
         return z[0, 0] if single else z[0]
 
-    def posterior(self, images) -> tuple[np.ndarray, np.ndarray]:
+    def posterior(self, images: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """The VAE's q(z|x) = N(mu, exp(log_var)) per image: (mu, log_var)."""
         if not self.variational:
             raise ConfigError("an autoencoder has no posterior distribution; use encode")
         out, single = self._encode_all(images)
         return (out[0, 0], out[1, 0]) if single else (out[0], out[1])
 
-    def decode(self, z) -> np.ndarray:
+    def decode(self, z: ArrayLike) -> np.ndarray:
         """Images in [0, 1] for latent vectors: (N, *image_shape) or image_shape for one vector."""
         z, single = _check_latent(z, self.z_dim)
         x = _apply_in_chunks(self._decode, z)
@@ -154,7 +156,7 @@ class TrainedModel:
             raise DataError(f"unknown CelebA attribute {name!r}; valid: {', '.join(names)}")
         return np.asarray(self.latents["attribute_vectors"][names.index(name)])
 
-    def morph(self, image_a, image_b, steps: int = 10) -> np.ndarray:
+    def morph(self, image_a: ArrayLike, image_b: ArrayLike, steps: int = 10) -> np.ndarray:
         """Decoded points z_a * (1 - alpha) + z_b * alpha for `steps` alphas from 0 to 1 (book 3.7)."""
         if not isinstance(steps, (int, np.integer)) or steps < 2:
             raise ConfigError(f"steps must be an integer >= 2, got {steps!r}")
@@ -183,7 +185,7 @@ class TrainedGenerator:
         decode = jax.jit(lambda v, z: (generator.apply(v, z, train=False) + 1.0) / 2.0)
         self._decode = lambda z: decode(variables, z)
 
-    def decode(self, z) -> np.ndarray:
+    def decode(self, z: ArrayLike) -> np.ndarray:
         """Images in [0, 1] from the generator in inference mode: (N, *image_shape), or
         image_shape for one vector."""
         z, single = _check_latent(z, self.z_dim)
@@ -196,14 +198,17 @@ class TrainedGenerator:
         return np.random.default_rng(seed).standard_normal((n, self.z_dim)).astype(np.float32)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """n new images: decode(sample_latents(n, seed))."""
         return self.decode(self.sample_latents(n, seed))
 
     def attribute_vector(self, name: str) -> np.ndarray:
+        """None here: a ConfigError (the faces VAE has them), so a caller written for both fails clearly."""
         raise ConfigError(f"a {self.kind} generator has no attribute vectors (they come with CelebA faces VAEs)")
 
 
 def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
-    path = workdir / "config.json"
+    """The config a run saved in `workdir`; a CheckpointError naming the problem otherwise."""
+    path = workdir / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"{workdir} holds no gdl_jax run (no config.json); train one with "
                               "python -m experiments.main --config=... --workdir=...")
@@ -214,6 +219,7 @@ def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
 
 
 def read_latents(workdir: pathlib.Path) -> dict[str, np.ndarray]:
+    """The latent statistics the analysis saved (latents.npz: attribute vectors...); {} when none."""
     path = workdir / LATENTS_FILE
     if not path.is_file():
         return {}

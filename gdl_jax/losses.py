@@ -15,6 +15,7 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Fraction of argmax(logits) equal to the integer labels."""
     return (jnp.argmax(logits, -1) == labels).mean()
 
 

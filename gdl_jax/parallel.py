@@ -71,14 +71,17 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """A whole copy on every device of the mesh (params, optimizer state, data held on device)."""
     return NamedSharding(mesh, P())
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
+    """Split on the first (batch) axis over the mesh's data axis."""
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """A ConfigError unless the batch splits evenly over the mesh's devices."""
     n = mesh.devices.size
     if batch_size % n:
         raise ConfigError(f"batch_size {batch_size} is not divisible by the {n} devices of the mesh")
@@ -91,6 +94,7 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
 
 
 def check_backend(backend: str) -> None:
+    """A ConfigError naming the valid data-parallel backends for any other."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown parallel backend {backend!r}; expected one of {list(BACKENDS)}")
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from numpy.typing import ArrayLike
 
 from gdl_jax.errors import DataError
 
@@ -51,11 +52,13 @@ class Multinomial(struct.PyTreeNode):
     def num_free_params(self) -> int:
         return int(np.prod(self.cardinalities)) - 1
 
-    def prob(self, codes) -> jax.Array:
+    def prob(self, codes: ArrayLike) -> jax.Array:
+        """p(x) of each row of codes (N, K): its cell of the joint table."""
         codes = check_codes(codes, self.cardinalities)
         return self.theta[jnp.ravel_multi_index(tuple(codes.T), self.cardinalities, mode="clip")]
 
-    def log_prob(self, codes) -> jax.Array:
+    def log_prob(self, codes: ArrayLike) -> jax.Array:
+        """log p(x) of each row of codes (N, K); -inf for a cell never observed without smoothing."""
         return jnp.log(self.prob(codes))
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
@@ -87,11 +90,13 @@ class NaiveBayes(struct.PyTreeNode):
     def marginal(self, k: int) -> jax.Array:
         return self.theta[k, :self.cardinalities[k]]
 
-    def log_prob(self, codes) -> jax.Array:
+    def log_prob(self, codes: ArrayLike) -> jax.Array:
+        """log p(x) of each row of codes (N, K): the sum of its features' log marginals."""
         codes = check_codes(codes, self.cardinalities)
         return _nb_log_prob(self.theta, jnp.asarray(codes))
 
-    def prob(self, codes) -> jax.Array:
+    def prob(self, codes: ArrayLike) -> jax.Array:
+        """p(x) of each row of codes (N, K): the product of its features' marginals."""
         return jnp.exp(self.log_prob(codes))
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
@@ -106,6 +111,6 @@ def _nb_log_prob(theta: jax.Array, codes: jax.Array) -> jax.Array:
     return jnp.sum(jnp.log(theta[k, codes]), axis=-1)
 
 
-def log_likelihood(model, codes) -> float:
+def log_likelihood(model: Multinomial | NaiveBayes, codes: ArrayLike) -> float:
     """The data set's log-likelihood under `model`: sum over observations of log p(x) (nats)."""
     return float(jnp.sum(model.log_prob(codes)))

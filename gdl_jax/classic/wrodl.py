@@ -12,6 +12,7 @@ import pathlib
 from typing import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from gdl_jax.errors import DataError
 
@@ -50,7 +51,8 @@ def encode(rows: Sequence[Mapping[str, str]] | Sequence[Sequence[str]]) -> np.nd
     return codes
 
 
-def decode(codes) -> list[dict[str, str]]:
+def decode(codes: ArrayLike) -> list[dict[str, str]]:
+    """Codes (N, 5) back to observations: {feature: value} per row (encode's inverse)."""
     return [{f: FEATURES[f][int(c)] for f, c in zip(FEATURES, row)} for row in np.asarray(codes)]
 
 

@@ -23,6 +23,7 @@ class DeviceData(NamedTuple):
 
 
 def to_device(data: ArrayData, mesh: Mesh) -> DeviceData:
+    """The data set whole (uint8 images, labels) on every device of the mesh."""
     return DeviceData(*parallel.put_replicated((data.images, data.labels), mesh))
 
 

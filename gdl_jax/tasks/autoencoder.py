@@ -62,7 +62,8 @@ def _eval_step(config: ml_collections.ConfigDict) -> Callable:
     return steps.autoencoder_eval_step
 
 
-def is_faces(config) -> bool:
+def is_faces(config: ml_collections.ConfigDict) -> bool:
+    """Whether the config trains on CelebA faces (streamed) rather than MNIST digits (on device)."""
     return config.data.name == "celeba"
 
 
@@ -79,6 +80,7 @@ def test_metrics(sums: dict, config, num_dims: int) -> dict[str, float]:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
+    """A ConfigError naming the first bad setting, before any data is read."""
     runner.validate(config)
     quality.check(config)
     if config.task == "vae" and not config.r_loss_factor > 0:
@@ -99,7 +101,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                               f"{a.arithmetic_faces}, {a.morph_steps}")
 
 
-def load_data(config: ml_collections.ConfigDict):
+def load_data(config: ml_collections.ConfigDict) -> tuple[gdata.ArrayData | gdata.StreamSource, gdata.ArrayData,
+                                                          np.ndarray | None]:
     """(train, test, test attributes): MNIST as two ArrayData (no attributes); CelebA as a streamed
     train source, the held-out faces as ArrayData (the first data.eval_examples of the test split,
     or all of it) and their +1 / -1 attributes."""
@@ -119,6 +122,7 @@ def load_data(config: ml_collections.ConfigDict):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                        hooks: Sequence[Callable[[int, TrainState], None]] = ()) -> dict:
+    """Trains the autoencoder or VAE (digits or faces), evaluates it every epoch, runs its analysis."""
     validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)

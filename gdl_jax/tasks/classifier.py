@@ -28,6 +28,8 @@ from gdl_jax.viz import figures
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                        hooks: Sequence[Callable[[int, TrainState], None]] = ()) -> dict:
+    """Trains the classifier (CIFAR-10, MNIST, or CelebA's attributes), evaluates it every epoch,
+    and writes its figures."""
     runner.validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)

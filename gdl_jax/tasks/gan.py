@@ -50,10 +50,12 @@ generate = jax.jit(adversarial.generate)  # the samples of the hooks and the ana
 
 
 def is_wgan(config: ml_collections.ConfigDict) -> bool:
+    """Whether the config trains a WGAN or WGAN-GP (a critic) rather than the GAN (a discriminator)."""
     return config.task == "wgan"
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
+    """A ConfigError naming the first bad setting, before any data is read."""
     wgan = is_wgan(config)
     keys = ("batch_size", "num_steps", "d_learning_rate", "g_learning_rate", "z_dim", "steps_per_dispatch",
             "log_every_steps", "checkpoint_every_steps") + (("n_critic",) if wgan else ("generator_steps",))
@@ -103,6 +105,7 @@ def initial_state(config: ml_collections.ConfigDict, image_shape: tuple[int, ...
 
 
 def train_step(config: ml_collections.ConfigDict) -> Callable:
+    """The config's train step: the WGAN's (n_critic, clipping or penalty) or the GAN's."""
     if is_wgan(config):
         return functools.partial(adversarial.wgan_train_step, n_critic=config.n_critic,
                                  clip_value=config.clip_value or None, gp_weight=config.gp_weight)
@@ -142,6 +145,7 @@ def load_data(config: ml_collections.ConfigDict, mesh) -> tuple[gdata.Feeder, np
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path,
                        hooks: Sequence[Callable[[int, adversarial.GANState], None]] = ()) -> dict:
+    """Trains the GAN, WGAN or WGAN-GP, tracking sample quality, and runs its analysis."""
     validate(config)
     mesh = parallel.make_mesh()
     parallel.check_batch_size(config.batch_size, mesh)
@@ -282,8 +286,10 @@ def to_unit(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images) + 1) / 2
 
 
-def analyze(state, config, train_images: np.ndarray, held_out: np.ndarray | None, records: list[dict],
-            workdir: pathlib.Path, z_fixed: jax.Array) -> dict:
+def analyze(state: adversarial.GANState, config: ml_collections.ConfigDict, train_images: np.ndarray,
+            held_out: np.ndarray | None, records: list[dict], workdir: pathlib.Path, z_fixed: jax.Array) -> dict:
+    """The figures and numbers of a trained GAN: samples, losses, sample quality and novelty,
+    and whether the logged loss tracked quality."""
     a = config.analysis
     steps = [r for r in records if r["kind"] == "train"]
     (figures.wgan_history if is_wgan(config) else figures.gan_history)(steps, workdir / a.history_png)
