@@ -64,13 +64,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if missing:
         example = "wgan_cifar_horses.py" if wgan else "gan_quickdraw.py"
         raise ConfigError(f"a {config.task} config needs {', '.join(missing)} (see experiments/configs/{example})")
-    for key in keys:
-        if not config[key] > 0:
-            raise ConfigError(f"{key} must be positive, got {config[key]}")
-    runner.check_seed(config)
-    runner.check_optimizer(config, config.d_learning_rate)
-    runner.axis_name(config)
-    runner.compute_dtype(config)
+    runner.check_common(config, keys, config.d_learning_rate)
     quality.check(config)
     for key in ("num_samples", "nearest_samples"):
         if config.analysis.get(key, 1) < 1:
@@ -81,8 +75,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.analysis.get("quality_every_steps", 0) < 0:
         raise ConfigError(f"analysis.quality_every_steps must be >= 0 (0 = never), got "
                           f"{config.analysis.quality_every_steps}")
-    if config.data.train_subset < 0:
-        raise ConfigError(f"data.train_subset must be >= 0 (0 = all), got {config.data.train_subset}")
     if config.get("d_freeze_step", 0) < 0 or (wgan and config.get("d_freeze_step")):
         raise ConfigError(f"d_freeze_step must be >= 0 (0 = never) and is for the GAN only, got {config.d_freeze_step}")
     if wgan:

@@ -49,14 +49,20 @@ def identity_keys(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first bad value among the keys the classifier and autoencoder
     trainers share (the GAN tasks check theirs in gdl_jax.tasks.gan.validate)."""
-    for key in ["batch_size", "learning_rate", "steps_per_dispatch", "log_every_steps",
-                "checkpoint_every_steps", "eval_batch_size", "num_epochs"]:
-        if not config[key] > 0:
-            raise ConfigError(f"{key} must be positive, got {config[key]}")
+    check_common(config, ("batch_size", "learning_rate", "steps_per_dispatch", "log_every_steps",
+                          "checkpoint_every_steps", "eval_batch_size", "num_epochs"), config.learning_rate)
     if config.get("num_steps", 0) < 0:
         raise ConfigError(f"num_steps must be >= 0 (0 = num_epochs epochs), got {config.num_steps}")
+
+
+def check_common(config: ml_collections.ConfigDict, positive: Sequence[str], learning_rate: float) -> None:
+    """What every trainer checks: the `positive` keys, the seed, the optimizer (with
+    `learning_rate`), the parallel backend, the compute dtype and data.train_subset."""
+    for key in positive:
+        if not config[key] > 0:
+            raise ConfigError(f"{key} must be positive, got {config[key]}")
     check_seed(config)
-    check_optimizer(config, config.learning_rate)
+    check_optimizer(config, learning_rate)
     axis_name(config)
     compute_dtype(config)
     if config.data.train_subset < 0:
